@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine, and does nothing that is
+# already done: Debian packages (redis-server), a virtualenv in .venv with the
+# package and its local and test extras (one venv serves both README commands),
+# and the control-plane binaries (built once per version into
+# ~/.cache/usersession-operator). Safe to run repeatedly.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+extras=local,test
+log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null && [[ -z "${KUBEBUILDER_ASSETS:-}" ]]; then
+  log "Go (1.26 or newer) is needed to build the control-plane binaries, or set KUBEBUILDER_ASSETS"
+  exit 1
+fi
+
+venv="$root/.venv"
+stamp="$venv/.installed-$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)-${extras//,/_}"
+if [[ ! -f "$stamp" ]]; then
+  log "creating $venv with .[${extras}]"
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$venv/bin/python" -m pip install -q -e "$root[${extras}]"
+  rm -f "$venv"/.installed-*
+  touch "$stamp"
+fi
+
+# Prints the assets dir on stdout; keep our own stdout clean for callers.
+"$root/hack/build-control-plane.sh" >/dev/null

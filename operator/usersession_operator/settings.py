@@ -1,0 +1,70 @@
+"""Operator settings: environment variables, overridable by command-line flags.
+
+Defaults here are what a plain UserSession (only userId and image) falls back to,
+so a platform team sets the Redis address and Secret once, for every session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ENV_PREFIX = "USERSESSION_"
+
+
+@dataclass(frozen=True)
+class RedisDefaults:
+    address: str = "redis:6379"  # host:port as seen from inside the cluster (KEDA and pods)
+    database: int = 0
+    secret_name: str = "redis-auth"  # noqa: S105 - a Secret's name, in the session's namespace
+    secret_key: str = "password"  # noqa: S105 - the key inside that Secret
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    redis: RedisDefaults = field(default_factory=RedisDefaults)
+    # Where the operator itself reaches the default Redis, when that differs from
+    # the in-cluster address given to KEDA and pods (e.g. a port-forward while
+    # developing). The password always comes from the session's Secret.
+    redis_operator_address: str | None = None
+    poll_interval_seconds: float = 5.0
+    # How long the finalizer keeps retrying Redis cleanup before it gives up,
+    # emits a Warning event naming the keys left behind, and lets deletion finish.
+    cleanup_timeout_seconds: float = 600.0
+    log_level: str = "INFO"
+    # Loopback by default; the Helm chart sets 0.0.0.0 so the kubelet's probes
+    # and Prometheus can reach the pod.
+    listen_host: str = "127.0.0.1"
+    liveness_port: int = 8080
+    metrics_port: int = 9090
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return env.get(ENV_PREFIX + name, default)
+
+        defaults = cls()
+        redis = RedisDefaults(
+            address=get("REDIS_ADDRESS", defaults.redis.address),
+            database=int(get("REDIS_DATABASE", str(defaults.redis.database))),
+            secret_name=get("REDIS_SECRET_NAME", defaults.redis.secret_name),
+            secret_key=get("REDIS_SECRET_KEY", defaults.redis.secret_key),
+        )
+        namespaces = tuple(n.strip() for n in get("NAMESPACES", "").split(",") if n.strip())
+        return cls(
+            namespaces=namespaces,
+            redis=redis,
+            redis_operator_address=env.get(ENV_PREFIX + "REDIS_OPERATOR_ADDRESS") or None,
+            poll_interval_seconds=float(get("POLL_INTERVAL", str(defaults.poll_interval_seconds))),
+            cleanup_timeout_seconds=float(
+                get("CLEANUP_TIMEOUT", str(defaults.cleanup_timeout_seconds))
+            ),
+            log_level=get("LOG_LEVEL", defaults.log_level).upper(),
+            listen_host=get("LISTEN_HOST", defaults.listen_host),
+            liveness_port=int(get("LIVENESS_PORT", str(defaults.liveness_port))),
+            metrics_port=int(get("METRICS_PORT", str(defaults.metrics_port))),
+        )
