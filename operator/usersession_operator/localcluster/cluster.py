@@ -1,0 +1,408 @@
+"""LocalCluster: start and stop a real control plane plus Redis on loopback."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import secrets
+import shutil
+import socket
+import ssl
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import assets
+from .pki import Pki, make_pki
+from .process import Component, ComponentFailed
+
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _kubeconfig(server: str, pki: Pki) -> dict[str, Any]:
+    def b64(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "local",
+                "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)},
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": b64(pki.admin_cert),
+                    "client-key-data": b64(pki.admin_key),
+                },
+            }
+        ],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+        "current-context": "local",
+    }
+
+
+class LocalCluster:
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and redis-server.
+
+    Use as a context manager (or call start/stop). Everything listens on
+    127.0.0.1 with free ports, lives in one temporary directory, and is gone
+    after stop(), also when start() itself fails half-way.
+    """
+
+    def __init__(
+        self, nodes: int = 1, workdir: Path | None = None, keep_workdir: bool = False
+    ) -> None:
+        self.nodes = nodes
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersession-cluster-"))
+        self.keep_workdir = keep_workdir
+        self.components: list[Component] = []
+        self.redis_password = secrets.token_urlsafe(24)
+        self.redis_host = "127.0.0.1"
+        self.redis_port = free_port()
+        self.api_port = free_port()
+        self.server = f"https://127.0.0.1:{self.api_port}"
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.redis_password_file = self.workdir / "redis-password"
+        self._redis: Component | None = None
+        self._pki: Pki | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalCluster:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
+        self.components.clear()
+        if self._own_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _start(self) -> None:
+        bin_dir = assets.control_plane_dir()
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self._pki = pki = make_pki(self.workdir / "pki")
+        self.kubeconfig.write_text(json.dumps(_kubeconfig(self.server, pki), indent=2))
+        self.kubeconfig.chmod(0o600)
+        self.redis_password_file.write_text(self.redis_password)
+        self.redis_password_file.chmod(0o600)
+
+        self.start_redis()
+        etcd_port, etcd_peer = free_port(), free_port()
+        etcd = self._add(
+            Component(
+                "etcd",
+                [
+                    str(bin_dir / "etcd"),
+                    "--data-dir",
+                    str(self.workdir / "etcd"),
+                    "--listen-client-urls",
+                    f"http://127.0.0.1:{etcd_port}",
+                    "--advertise-client-urls",
+                    f"http://127.0.0.1:{etcd_port}",
+                    "--listen-peer-urls",
+                    f"http://127.0.0.1:{etcd_peer}",
+                    "--initial-advertise-peer-urls",
+                    f"http://127.0.0.1:{etcd_peer}",
+                    "--initial-cluster",
+                    f"default=http://127.0.0.1:{etcd_peer}",
+                    "--listen-metrics-urls",
+                    f"http://127.0.0.1:{free_port()}",
+                    # A test cluster's data is disposable; fsync would only slow it down.
+                    "--unsafe-no-fsync",
+                    "--log-level",
+                    "warn",
+                ],
+                logs,
+            )
+        )
+        etcd.wait_until(lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
+
+        apiserver = self._add(
+            Component(
+                "kube-apiserver",
+                [
+                    str(bin_dir / "kube-apiserver"),
+                    "--etcd-servers",
+                    f"http://127.0.0.1:{etcd_port}",
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--advertise-address",
+                    "127.0.0.1",
+                    "--secure-port",
+                    str(self.api_port),
+                    "--tls-cert-file",
+                    str(pki.server_cert),
+                    "--tls-private-key-file",
+                    str(pki.server_key),
+                    "--client-ca-file",
+                    str(pki.ca_cert),
+                    "--authorization-mode",
+                    "RBAC",
+                    "--service-account-issuer",
+                    "https://kubernetes.default.svc.cluster.local",
+                    "--service-account-key-file",
+                    str(pki.sa_pub),
+                    "--service-account-signing-key-file",
+                    str(pki.sa_key),
+                    "--service-cluster-ip-range",
+                    SERVICE_CIDR,
+                    "--allow-privileged=true",
+                    "--cert-dir",
+                    str(self.workdir / "apiserver-certs"),
+                    # The only address is loopback, which the Endpoints API refuses;
+                    # nothing runs in-cluster that would need the kubernetes Service.
+                    "--endpoint-reconciler-type",
+                    "none",
+                ],
+                logs,
+            )
+        )
+        apiserver.wait_until(lambda: self._api_ok("/readyz"), 120, "ready")
+
+        kubeconfig = str(self.kubeconfig)
+        kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
+        kcm = self._add(
+            Component(
+                "kube-controller-manager",
+                [
+                    str(bin_dir / "kube-controller-manager"),
+                    "--kubeconfig",
+                    kubeconfig,
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--secure-port",
+                    str(kcm_port),
+                    "--leader-elect=false",
+                    "--service-account-private-key-file",
+                    str(pki.sa_key),
+                    "--root-ca-file",
+                    str(pki.ca_cert),
+                    "--cluster-cidr",
+                    "10.244.0.0/16",
+                ],
+                logs,
+            )
+        )
+        scheduler = self._add(
+            Component(
+                "kube-scheduler",
+                [
+                    str(bin_dir / "kube-scheduler"),
+                    "--kubeconfig",
+                    kubeconfig,
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--secure-port",
+                    str(sched_port),
+                    "--leader-elect=false",
+                ],
+                logs,
+            )
+        )
+        kwok_argv = [
+            str(bin_dir / "kwok"),
+            "--kubeconfig",
+            kubeconfig,
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector",
+            f"{FAKE_NODE_ANNOTATION}=fake",
+            "--server-address",
+            f"127.0.0.1:{kwok_port}",
+            "--cidr",
+            "10.244.0.0/16",
+            "--node-ip",
+            "127.0.0.1",
+        ]
+        for stage in assets.kwok_stages(bin_dir):
+            kwok_argv += ["--config", str(stage)]
+        kwok = self._add(Component("kwok", kwok_argv, logs, env={"HOME": str(self.workdir)}))
+
+        kcm.wait_until(lambda: _https_insecure_ok(f"https://127.0.0.1:{kcm_port}/healthz"), 60)
+        scheduler.wait_until(
+            lambda: _https_insecure_ok(f"https://127.0.0.1:{sched_port}/healthz"), 60
+        )
+        kwok.wait_until(lambda: _http_ok(f"http://127.0.0.1:{kwok_port}/healthz"), 60)
+        for i in range(self.nodes):
+            self._create_node(f"kwok-node-{i}")
+        kwok.wait_until(self._nodes_ready, 60, "managing Ready nodes")
+        # Pods are refused until the ServiceAccount controller made "default".
+        kcm.wait_until(
+            lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"),
+            60,
+            "creating the default ServiceAccount",
+        )
+
+    def _add(self, component: Component) -> Component:
+        component.start()
+        self.components.append(component)
+        return component
+
+    # -- redis -------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        """(Re)start redis-server on the same port; tests stop it to simulate an outage."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ComponentFailed(
+                "redis-server not found: install it (apt-get install redis-server)"
+            )
+        if self._redis is not None and self._redis.running():
+            return
+        config = self.workdir / "redis.conf"
+        # The password goes into a 0600 file rather than argv, where ps would show it.
+        config.write_text(
+            "bind 127.0.0.1\n"
+            f"port {self.redis_port}\n"
+            f"requirepass {self.redis_password}\n"
+            'save ""\nappendonly no\n'
+            f"dir {self.workdir}\n"
+        )
+        config.chmod(0o600)
+        redis = Component("redis-server", [binary, str(config)], self.workdir / "logs")
+        redis.start()
+        if self._redis in self.components:
+            self.components.remove(self._redis)
+        self.components.insert(0, redis)
+        self._redis = redis
+        redis.wait_until(self._redis_ok, 30)
+
+    def stop_redis(self) -> None:
+        if self._redis is not None:
+            self._redis.stop()
+
+    def _redis_ok(self) -> bool:
+        with socket.create_connection((self.redis_host, self.redis_port), timeout=1) as sock:
+            sock.sendall(f"AUTH {self.redis_password}\r\nPING\r\n".encode())
+            reply = b""
+            while b"PONG" not in reply and len(reply) < 256:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
+            return b"+OK" in reply and b"+PONG" in reply
+
+    # -- Kubernetes API ------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        assert self._pki is not None
+        ctx = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+        ctx.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
+        return ctx
+
+    def api(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
+        """A bare admin request to the API server (the harness needs no client library)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.server + path, data=data, method=method, headers={"Content-Type": content_type}
+        )
+        with urllib.request.urlopen(request, context=self._ssl_context(), timeout=10) as response:
+            payload = response.read()
+            content_type = response.headers.get_content_type()
+        if content_type != "application/json":
+            return payload.decode()
+        return json.loads(payload) if payload else None
+
+    def _api_ok(self, path: str) -> bool:
+        try:
+            self.api("GET", path)
+        except OSError:
+            return False
+        return True
+
+    def _create_node(self, name: str) -> None:
+        resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+        self.api(
+            "POST",
+            "/api/v1/nodes",
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {FAKE_NODE_ANNOTATION: "fake"},
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "type": "kwok",
+                    },
+                },
+                "status": {"capacity": resources, "allocatable": resources},
+            },
+        )
+
+    def _nodes_ready(self) -> bool:
+        nodes = self.api("GET", "/api/v1/nodes")["items"]
+        ready = [
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
+        return len(ready) >= self.nodes
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
+
+
+def _https_insecure_ok(url: str) -> bool:
+    # kube-controller-manager and kube-scheduler serve /healthz with a
+    # self-signed certificate; only liveness matters here, not identity.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with contextlib.closing(urllib.request.urlopen(url, context=ctx, timeout=2)) as response:
+        return bool(response.status == 200)
+
+
+def wait_for(condition: Any, timeout: float, interval: float = 0.2) -> Any:
+    """Poll until condition() is truthy; return its value or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)

@@ -1,0 +1,97 @@
+"""One control-plane component as a supervised child process."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ComponentFailed(RuntimeError):
+    """A component exited or never became healthy; the message carries its log tail."""
+
+
+def _die_with_parent() -> None:
+    # If the Python process is killed outright (SIGKILL, OOM), its finally
+    # blocks never run; the kernel then stops the children for us.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Component:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_dir / f"{name}.log"
+        self.env = env
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,  # its own process group: we stop it and its children
+                preexec_fn=_die_with_parent,
+            )
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_until(
+        self, healthy: Callable[[], bool], timeout: float, what: str = "healthy"
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise ComponentFailed(
+                    f"{self.name} exited with code {self._proc.returncode if self._proc else '?'}"
+                    f" before it was {what}; last log lines ({self.log_path}):\n{self.log_tail()}"
+                )
+            try:
+                if healthy():
+                    return
+            except Exception as exc:
+                last_error = exc
+            time.sleep(0.2)
+        raise ComponentFailed(
+            f"{self.name} was not {what} after {timeout:.0f}s (last check: {last_error!r});"
+            f" last log lines ({self.log_path}):\n{self.log_tail()}"
+        )
+
+    def stop(self, grace: float = 10.0) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
