@@ -1,0 +1,303 @@
+"""The UserSession resource as typed, defaulted Python values.
+
+The API server applies the schema's defaults, but bodies built by tests or
+tools may lack them, so every default is repeated here with the same value
+(tests/unit/test_crd.py keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from usersession_operator.settings import OperatorSettings
+
+GROUP = "sessions.ai-infra.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "UserSession"
+PLURAL = "usersessions"
+
+DEFAULT_ACTIVATION_LENGTH = 0
+DEFAULT_TARGET_LENGTH = 1
+DEFAULT_IDLE_TIMEOUT_SECONDS = 120
+DEFAULT_POLLING_INTERVAL_SECONDS = 10
+DEFAULT_SECRET_KEY = "password"  # noqa: S105 (the key inside the Secret, not a password)
+
+# Set by the operator on the session container. A user value after ours would
+# win in the container, letting REDIS_PASSWORD become a literal, so the CRD and
+# session_from_body both refuse them.
+RESERVED_ENV_NAMES = frozenset(
+    {
+        "SESSION_NAME",
+        "SESSION_NAMESPACE",
+        "SESSION_QUEUE",
+        "USER_ID",
+        "REDIS_ADDRESS",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_DB",
+        "REDIS_PASSWORD",
+    }
+)
+
+
+class InvalidSession(ValueError):
+    """A UserSession the operator cannot act on; the message is meant for its owner."""
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    host: str
+    port: int
+    database: int
+    password_secret: SecretKeyRef
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Workload:
+    image: str
+    image_pull_policy: str | None = None
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[dict[str, Any], ...] = ()
+    resources: dict[str, Any] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    service_account_name: str | None = None
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Session:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    user_id: str
+    suspend: bool
+    workload: Workload
+    queue_name: str
+    activation_length: int
+    target_length: int
+    idle_timeout_seconds: int
+    polling_interval_seconds: int
+    redis: RedisTarget
+
+
+def default_queue_name(namespace: str, name: str) -> str:
+    return f"usersession:{namespace}:{name}"
+
+
+def parse_address(address: str, source: str) -> tuple[str, int]:
+    """Split host:port; source names where the value came from, for the error."""
+    bad = InvalidSession(
+        f"{source} must be host:port (e.g. redis:6379 or [::1]:6379), got {address!r}"
+    )
+    if address.startswith("["):
+        host, sep, rest = address[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise bad
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = address.rpartition(":")
+        # An unbracketed IPv6 address has no unambiguous port.
+        if not sep or ":" in host:
+            raise bad
+    if (
+        not host
+        or not (port_text.isascii() and port_text.isdigit())
+        or not 1 <= int(port_text) <= 65535
+    ):
+        raise bad
+    return host, int(port_text)
+
+
+def session_from_body(body: Mapping[str, Any], settings: OperatorSettings) -> Session:
+    """Read a UserSession object (as kopf or the API returns it) into a Session."""
+    metadata = _mapping(body.get("metadata"), "metadata")
+    spec = _mapping(body.get("spec"), "spec")
+    namespace = _text(metadata, "namespace", "metadata.namespace")
+    name = _text(metadata, "name", "metadata.name")
+    queue = _mapping(spec.get("queue"), "spec.queue")
+    scaling = _mapping(spec.get("scaling"), "spec.scaling")
+    return Session(
+        namespace=namespace,
+        name=name,
+        # Empty only for objects that were never stored; owner references refuse it.
+        uid=str(metadata.get("uid") or ""),
+        generation=_int(metadata, "generation", 0, "metadata.generation", minimum=0),
+        user_id=_text(spec, "userId", "spec.userId"),
+        suspend=_bool(spec, "suspend", "spec.suspend"),
+        workload=_workload(_mapping(spec.get("workload"), "spec.workload")),
+        queue_name=_optional_text(queue, "name", "spec.queue.name")
+        or default_queue_name(namespace, name),
+        activation_length=_int(
+            queue, "activationLength", DEFAULT_ACTIVATION_LENGTH, "spec.queue.activationLength", 0
+        ),
+        target_length=_int(
+            queue, "targetLength", DEFAULT_TARGET_LENGTH, "spec.queue.targetLength", 1
+        ),
+        idle_timeout_seconds=_int(
+            scaling,
+            "idleTimeoutSeconds",
+            DEFAULT_IDLE_TIMEOUT_SECONDS,
+            "spec.scaling.idleTimeoutSeconds",
+            1,
+        ),
+        polling_interval_seconds=_int(
+            scaling,
+            "pollingIntervalSeconds",
+            DEFAULT_POLLING_INTERVAL_SECONDS,
+            "spec.scaling.pollingIntervalSeconds",
+            1,
+        ),
+        redis=_redis(_mapping(spec.get("redis"), "spec.redis"), settings),
+    )
+
+
+def _workload(workload: Mapping[str, Any]) -> Workload:
+    env = tuple(
+        _plain_dict(item, "spec.workload.env[]")
+        for item in _list(workload, "env", "spec.workload.env")
+    )
+    reserved = sorted({str(item.get("name")) for item in env} & RESERVED_ENV_NAMES)
+    if reserved:
+        raise InvalidSession(
+            f"spec.workload.env sets {', '.join(reserved)}, which the operator sets itself"
+        )
+    return Workload(
+        image=_text(workload, "image", "spec.workload.image"),
+        image_pull_policy=_optional_text(
+            workload, "imagePullPolicy", "spec.workload.imagePullPolicy"
+        ),
+        command=tuple(str(arg) for arg in _list(workload, "command", "spec.workload.command")),
+        args=tuple(str(arg) for arg in _list(workload, "args", "spec.workload.args")),
+        env=env,
+        resources=_dict(workload, "resources", "spec.workload.resources"),
+        node_selector=_dict(workload, "nodeSelector", "spec.workload.nodeSelector"),
+        tolerations=tuple(
+            _plain_dict(item, "spec.workload.tolerations[]")
+            for item in _list(workload, "tolerations", "spec.workload.tolerations")
+        ),
+        service_account_name=_optional_text(
+            workload, "serviceAccountName", "spec.workload.serviceAccountName"
+        ),
+        pod_labels=_dict(workload, "podLabels", "spec.workload.podLabels"),
+        pod_annotations=_dict(workload, "podAnnotations", "spec.workload.podAnnotations"),
+    )
+
+
+def _redis(redis: Mapping[str, Any], settings: OperatorSettings) -> RedisTarget:
+    if "password" in redis:
+        # Normally refused by the CRD; repeated for servers without CEL validation.
+        raise InvalidSession(
+            "spec.redis.password is not allowed: store the password in a Secret"
+            " and reference it with spec.redis.passwordSecretRef"
+        )
+    address = _optional_text(redis, "address", "spec.redis.address")
+    if address is None:
+        host, port = parse_address(settings.redis.address, "the operator's Redis address setting")
+    else:
+        host, port = parse_address(address, "spec.redis.address")
+    ref = _mapping(redis.get("passwordSecretRef"), "spec.redis.passwordSecretRef")
+    if ref:
+        secret = SecretKeyRef(
+            name=_text(ref, "name", "spec.redis.passwordSecretRef.name"),
+            key=_optional_text(ref, "key", "spec.redis.passwordSecretRef.key")
+            or DEFAULT_SECRET_KEY,
+        )
+    else:
+        secret = SecretKeyRef(settings.redis.secret_name, settings.redis.secret_key)
+    return RedisTarget(
+        host=host,
+        port=port,
+        database=_int(redis, "database", settings.redis.database, "spec.redis.database", 0),
+        password_secret=secret,
+    )
+
+
+# --- field readers: each names the field in its error so the message is actionable.
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidSession(f"{path} must be an object")
+    return value
+
+
+def _text(source: Mapping[str, Any], key: str, path: str) -> str:
+    value = _optional_text(source, key, path)
+    if not value:
+        raise InvalidSession(f"{path} is required")
+    return value
+
+
+def _optional_text(source: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = source.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidSession(f"{path} must be a string")
+    return value
+
+
+def _int(source: Mapping[str, Any], key: str, default: int, path: str, minimum: int) -> int:
+    value = source.get(key, default)
+    # bool is an int subclass; true is not a count.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSession(f"{path} must be an integer")
+    if value < minimum:
+        raise InvalidSession(f"{path} must be at least {minimum}")
+    return value
+
+
+def _bool(source: Mapping[str, Any], key: str, path: str) -> bool:
+    value = source.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidSession(f"{path} must be true or false")
+    return value
+
+
+def _list(source: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    value = source.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise InvalidSession(f"{path} must be a list")
+    return list(value)
+
+
+def _dict(source: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
+    return _plain_dict(_mapping(source.get(key), path), path)
+
+
+def _plain_dict(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidSession(f"{path} must be an object")
+    result: dict[str, Any] = _plain(value)
+    return result
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy into dicts and lists, so manifests never alias kopf's body."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from usersession_operator.builders.scaledobject import build_scaled_object
+from usersession_operator.model import Session
+
+MakeSession = Callable[..., Session]
+PAUSED = "autoscaling.keda.sh/paused-replicas"
+
+
+def test_scales_the_deployment_between_zero_and_one(make_session: MakeSession) -> None:
+    manifest = build_scaled_object(make_session())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    assert manifest["metadata"]["name"] == "alice"
+    assert manifest["metadata"]["labels"]["app.kubernetes.io/component"] == "scaler"
+    assert manifest["metadata"]["ownerReferences"][0]["controller"] is True
+    spec = manifest["spec"]
+    assert spec["scaleTargetRef"] == {"name": "alice"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 1)
+    assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (10, 120)
+
+
+def test_redis_trigger_metadata_is_all_strings(make_session: MakeSession) -> None:
+    session = make_session(
+        queue={"name": "jobs:alice", "activationLength": 2, "targetLength": 5},
+        scaling={"idleTimeoutSeconds": 900, "pollingIntervalSeconds": 3},
+        redis={"address": "[fd00::1]:6379", "database": 9},
+    )
+    manifest = build_scaled_object(session)
+    (trigger,) = manifest["spec"]["triggers"]
+    assert trigger["type"] == "redis"
+    assert trigger["metadata"] == {
+        "address": "[fd00::1]:6379",
+        "listName": "jobs:alice",
+        "listLength": "5",
+        "activationListLength": "2",
+        "databaseIndex": "9",
+    }
+    assert all(isinstance(v, str) for v in trigger["metadata"].values())
+    assert trigger["authenticationRef"] == {"name": "alice"}
+    assert (manifest["spec"]["pollingInterval"], manifest["spec"]["cooldownPeriod"]) == (3, 900)
+
+
+def test_suspended_session_is_paused_at_zero(make_session: MakeSession) -> None:
+    manifest = build_scaled_object(make_session(suspend=True))
+    assert manifest["metadata"]["annotations"] == {PAUSED: "0"}
+
+
+def test_active_session_has_no_annotations_key(make_session: MakeSession) -> None:
+    # Absent, not empty, so server-side apply drops the pause annotation on resume.
+    assert "annotations" not in build_scaled_object(make_session(suspend=False))["metadata"]
+    assert "annotations" not in build_scaled_object(make_session())["metadata"]
+
+
+def test_long_names_point_at_the_shortened_children(make_session: MakeSession) -> None:
+    session = make_session()
+    session = replace(session, name="b" * 120)
+    manifest = build_scaled_object(session)
+    name = manifest["metadata"]["name"]
+    assert len(name) <= 52
+    assert manifest["spec"]["scaleTargetRef"]["name"] == name
+    assert manifest["spec"]["triggers"][0]["authenticationRef"]["name"] == name
