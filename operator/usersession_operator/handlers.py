@@ -1,19 +1,124 @@
-"""kopf handlers for UserSession (thin: they delegate to builders, kube and status)."""
+"""kopf handlers for UserSession and its children. Thin: the behaviour is in controller.py."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
+import time
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
+from . import metrics
+from .controller import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH, Controller
+from .kube import Kube, load_api_client
+from .model import GROUP, PLURAL, VERSION
+from .names import MANAGED_BY_SELECTOR
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
+SESSIONS = (GROUP, VERSION, PLURAL)
+
 
 @kopf.on.startup()
-def startup(memo: kopf.Memo, **_: Any) -> None:
-    if memo.get("settings") is None:
-        memo["settings"] = OperatorSettings.from_env()
-    log.info("usersession-operator started")
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorSettings = memo.get("settings") or OperatorSettings.from_env()
+    memo["settings"] = config
+    # kopf's bookkeeping lives in annotations under our own domain, not in
+    # status (which our schema declares and would prune) nor under kopf's.
+    settings.persistence.finalizer = f"{GROUP}/cleanup"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Events only for what needs a human; a success event per reconcile is an
+    # API write per reconcile.
+    settings.posting.level = logging.WARNING
+    controller = Controller(config, Kube(await asyncio.to_thread(load_api_client)))
+    memo["controller"] = controller
+    memo["poller"] = asyncio.create_task(controller.poll_forever(), name="redis-poller")
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr=config.listen_host, registry=metrics.REGISTRY)
+    scope = ", ".join(config.namespaces) or "all namespaces"
+    log.info(
+        "usersession-operator started (watching %s; Redis default %s; poll every %ss)",
+        scope,
+        config.redis.address,
+        config.poll_interval_seconds,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    poller = memo.get("poller")
+    if poller is not None:
+        poller.cancel()
+    controller = memo.get("controller")
+    if controller is not None:
+        await controller.close()
+
+
+@kopf.on.probe(id="redis_poll_age_seconds")
+def poll_age(memo: kopf.Memo, **_: Any) -> float | None:
+    controller: Controller | None = memo.get("controller")
+    if controller is None or controller.last_poll is None:
+        return None
+    return round(time.monotonic() - controller.last_poll, 1)
+
+
+# -- UserSession -----------------------------------------------------------------
+
+
+@kopf.on.create(*SESSIONS)
+async def created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].reconcile(body)
+
+
+@kopf.on.update(*SESSIONS, field="spec")
+async def spec_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].reconcile(body)
+
+
+@kopf.on.resume(*SESSIONS)
+async def resumed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].reconcile(body)
+
+
+@kopf.on.delete(*SESSIONS, retries=None)
+async def deleted(
+    body: kopf.Body, memo: kopf.Memo, runtime: dt.timedelta, retry: int, **_: Any
+) -> None:
+    await memo["controller"].cleanup(body, runtime, retry)
+
+
+@kopf.on.event(*SESSIONS)
+def session_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        controller.session_event(event.get("type"), event["object"])
+
+
+# -- children (selected by our managed-by label) ------------------------------------
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED_BY_SELECTOR)
+async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].child_event(DEPLOYMENT, event.get("type"), event["object"])
+
+
+@kopf.on.event("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED_BY_SELECTOR)
+async def scaled_object_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].child_event(SCALED_OBJECT, event.get("type"), event["object"])
+
+
+@kopf.on.event("keda.sh", "v1alpha1", "triggerauthentications", labels=MANAGED_BY_SELECTOR)
+async def trigger_auth_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].child_event(TRIGGER_AUTH, event.get("type"), event["object"])
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED_BY_SELECTOR)
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].pod_event(event.get("type"), event["object"])

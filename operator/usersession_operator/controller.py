@@ -1,0 +1,308 @@
+"""The operator's behaviour, called by the thin kopf handlers in handlers.py.
+
+Reconcile applies a session's children; child events restore drift and refresh
+status; one poll loop reads every queue depth in one round trip per Redis
+server and refreshes every status, writing only what changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiException
+
+from . import metrics
+from .builders import (
+    build_deployment,
+    build_scaled_object,
+    build_trigger_authentication,
+    initial_deployment,
+    replicas_seed,
+)
+from .drift import drifted
+from .kube import Kube
+from .model import InvalidSession, Session, default_queue_name, session_from_body
+from .names import child_name
+from .queues import RedisQueues, Target, processing_key
+from .settings import OperatorSettings
+from .state import ClusterState, Key, ReconcileResult
+from .status import Observation, compute_status, status_patch
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH = "Deployment", "ScaledObject", "TriggerAuthentication"
+_BUILDERS: dict[str, Callable[[Session], dict[str, Any]]] = {
+    DEPLOYMENT: build_deployment,
+    SCALED_OBJECT: build_scaled_object,
+    TRIGGER_AUTH: build_trigger_authentication,
+}
+
+
+class Controller:
+    def __init__(
+        self, settings: OperatorSettings, kube: Kube, state: ClusterState | None = None
+    ) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.state = state or ClusterState()
+        self.queues = RedisQueues(self._read_secret)
+        self.last_poll: float | None = None  # monotonic time of the last finished poll cycle
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._tables = {
+            DEPLOYMENT: self.state.deployments,
+            SCALED_OBJECT: self.state.scaled_objects,
+            TRIGGER_AUTH: self.state.trigger_authentications,
+        }
+
+    # -- reconcile -----------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any]) -> None:
+        key = self.state.upsert_session(body)
+        try:
+            session = session_from_body(body, self.settings)
+        except InvalidSession as exc:
+            self.state.reconciled[key] = ReconcileResult(self._reconciled_generation(key), str(exc))
+            await self.refresh_status(key)
+            metrics.RECONCILES.labels("invalid").inc()
+            raise kopf.PermanentError(str(exc)) from exc
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(self._apply_children, session)
+        except ApiException as exc:
+            message = _api_error(exc)
+            self.state.reconciled[key] = ReconcileResult(self._reconciled_generation(key), message)
+            await self.refresh_status(key)
+            metrics.RECONCILES.labels("error").inc()
+            raise kopf.TemporaryError(message, delay=10) from exc
+        metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        metrics.RECONCILES.labels("ok").inc()
+        self.state.reconciled[key] = ReconcileResult(session.generation)
+        await self.refresh_status(key)
+
+    def _reconciled_generation(self, key: Key) -> int | None:
+        previous = self.state.reconciled.get(key)
+        return previous.generation if previous else None
+
+    def _apply_children(self, session: Session) -> None:
+        # TriggerAuthentication and Deployment first: the ScaledObject names both.
+        for kind in (TRIGGER_AUTH, DEPLOYMENT, SCALED_OBJECT):
+            self._apply_child(kind, session)
+
+    def _apply_child(self, kind: str, session: Session) -> None:
+        table = self._tables[kind]
+        if kind == DEPLOYMENT:
+            exists = (session.namespace, child_name(session.name)) in table or (
+                self.kube.get(DEPLOYMENT, session.namespace, child_name(session.name)) is not None
+            )
+            live = self.kube.apply_deployment(
+                build_deployment(session),
+                initial_deployment(session),
+                replicas_seed(session),
+                exists,
+            )
+        else:
+            live = self.kube.apply(_BUILDERS[kind](session))
+        # Status can use the result at once instead of waiting for the watch event.
+        self.state.record_child(table, live, deleted=False)
+
+    # -- children's events ---------------------------------------------------
+
+    async def child_event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        deleted = event_type == "DELETED"
+        self.state.record_child(self._tables[kind], body, deleted)
+        key = self.state.session_for_child(body)
+        if key is None:
+            return
+        session = self._live_session(key)
+        if session is not None and (deleted or drifted(_BUILDERS[kind](session), body)):
+            log.info(
+                "restoring %s %s/%s of UserSession %s",
+                kind,
+                body["metadata"]["namespace"],
+                body["metadata"]["name"],
+                key[1],
+            )
+            metrics.DRIFT_RESTORES.labels(kind).inc()
+            try:
+                await asyncio.to_thread(self._apply_child, kind, session)
+            except ApiException as exc:
+                log.warning("could not restore %s for %s/%s: %s", kind, *key, _api_error(exc))
+        await self.refresh_status(key)
+
+    async def pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        self.state.record_pod(body, deleted=event_type == "DELETED")
+        key = self.state.session_for_child(body)
+        if key is not None:
+            await self.refresh_status(key)
+
+    def _live_session(self, key: Key) -> Session | None:
+        """The session, unless it is going away or invalid (then children are left alone)."""
+        body = self.state.sessions.get(key)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        try:
+            return session_from_body(body, self.settings)
+        except InvalidSession:
+            return None
+
+    def session_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if event_type == "DELETED":
+            self.state.forget_session((body["metadata"]["namespace"], body["metadata"]["name"]))
+            self._locks.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
+        else:
+            self.state.upsert_session(body)
+
+    # -- status ----------------------------------------------------------------
+
+    async def refresh_status(self, key: Key) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            body = self.state.sessions.get(key)
+            if body is None:
+                return
+            previous = self.state.written_status.get(key, body.get("status") or {})
+            desired = compute_status(self._observe(key, body), previous)
+            patch = status_patch(previous, desired)
+            if patch is None:
+                return
+            try:
+                await asyncio.to_thread(self.kube.patch_status, key[0], key[1], patch)
+            except ApiException as exc:
+                if exc.status != 404:  # gone already: nothing to report on
+                    log.warning("status update of %s/%s failed: %s", *key, _api_error(exc))
+                return
+            metrics.STATUS_PATCHES.inc()
+            self.state.written_status[key] = desired
+
+    def _observe(self, key: Key, body: Mapping[str, Any]) -> Observation:
+        spec = body.get("spec") or {}
+        queue = (spec.get("queue") or {}).get("name") or default_queue_name(*key)
+        child_key = self.state.child_key(key)
+        reading = self.state.queues.get(key)
+        reconciled = self.state.reconciled.get(key)
+        name = child_key[1]
+        return Observation(
+            generation=int(body.get("metadata", {}).get("generation") or 0),
+            reconciled_generation=reconciled.generation if reconciled else None,
+            deleting=bool(body.get("metadata", {}).get("deletionTimestamp")),
+            suspend=bool(spec.get("suspend")),
+            queue_name=queue,
+            children={"deployment": name, "scaledObject": name, "triggerAuthentication": name},
+            deployment=self.state.deployments.get(child_key),
+            scaled_object=self.state.scaled_objects.get(child_key),
+            trigger_authentication=self.state.trigger_authentications.get(child_key),
+            pods=list(self.state.pods.get(child_key, {}).values()),
+            queue_depth=reading.depth if reading else None,
+            redis_error=reading.error if reading else None,
+            reconcile_error=reconciled.error if reconciled else None,
+            now=dt.datetime.now(dt.UTC),
+        )
+
+    # -- polling -----------------------------------------------------------------
+
+    async def poll_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.poll_once()
+            except Exception:  # a bug here must not stop polling for good
+                log.exception("poll cycle failed")
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.0, self.settings.poll_interval_seconds - elapsed))
+
+    async def poll_once(self) -> None:
+        targets: dict[Key, Target] = {}
+        for key in list(self.state.sessions):
+            session = self._live_session(key)
+            if session is not None:
+                targets[key] = Target.of(session, self.settings)
+        started = time.monotonic()
+        readings = await self.queues.depths(targets)
+        metrics.REDIS_POLL_SECONDS.observe(time.monotonic() - started)
+        metrics.REDIS_POLL_ERRORS.inc(sum(1 for r in readings.values() if r.error))
+        self.state.queues.update(readings)
+        metrics.QUEUE_DEPTH.set(sum(r.depth or 0 for r in readings.values()))
+        for key in list(self.state.sessions):
+            await self.refresh_status(key)
+        phases = [s.get("phase") for s in self.state.written_status.values()]
+        for phase in metrics.PHASES:
+            metrics.SESSIONS.labels(phase).set(phases.count(phase))
+        self.last_poll = time.monotonic()
+
+    # -- deletion ------------------------------------------------------------------
+
+    async def cleanup(self, body: kopf.Body, runtime: dt.timedelta, retry: int) -> None:
+        """Finalizer: remove the session's Redis keys. Children go by garbage collection.
+
+        Redis down: retry with backoff and a Warning event; after
+        cleanup_timeout_seconds give up, name the keys left behind in a Warning
+        event, and let the deletion finish, so it can never hang for good.
+        """
+        key = self.state.upsert_session(body)
+        await self.refresh_status(key)
+        try:
+            session = session_from_body(body, self.settings)
+        except InvalidSession as exc:
+            kopf.warn(
+                body,
+                reason="RedisCleanupSkipped",
+                message=f"the session is invalid, so its keys are unknown: {exc}",
+            )
+            return
+        target = Target.of(session, self.settings)
+        try:
+            removed = await self.queues.delete_session_keys(target)
+        except Exception as exc:  # any failure is retried the same way
+            reason = (
+                f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, ApiException)
+                else _api_error(exc)
+            )
+            left = f"{target.queue}, {processing_key(target.queue)}, {target.queue}:reply:*"
+            limit = self.settings.cleanup_timeout_seconds
+            if runtime.total_seconds() >= limit:
+                metrics.CLEANUPS.labels("abandoned").inc()
+                kopf.warn(
+                    body,
+                    reason="RedisCleanupAbandoned",
+                    message=f"gave up after {limit:.0f}s ({reason}); keys left in Redis: {left}",
+                )
+                return
+            metrics.CLEANUPS.labels("retry").inc()
+            delay = min(30, 2 ** min(retry, 5))
+            kopf.warn(
+                body,
+                reason="RedisCleanupFailed",
+                message=f"{reason}; retrying in {delay}s (giving up after {limit:.0f}s)",
+            )
+            raise kopf.TemporaryError(reason, delay=delay) from exc
+        metrics.CLEANUPS.labels("ok").inc()
+        log.info("deleted Redis keys of %s/%s: %s", *key, removed)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    async def _read_secret(self, namespace: str, name: str, key: str) -> str:
+        try:
+            return await asyncio.to_thread(self.kube.read_secret_value, namespace, name, key)
+        except ApiException as exc:
+            raise LookupError(f"cannot read Secret {namespace}/{name}: {_api_error(exc)}") from None
+
+    async def close(self) -> None:
+        await self.queues.close()
+
+
+def _api_error(exc: ApiException) -> str:
+    """The API server's own message (e.g. a webhook or schema error), without headers."""
+    with contextlib.suppress(ValueError, TypeError):
+        body = json.loads(exc.body or "")
+        if isinstance(body, dict) and body.get("message"):
+            return f"{exc.status} {exc.reason}: {body['message']}"
+    return f"{exc.status} {exc.reason}"

@@ -1,0 +1,168 @@
+"""Where the operator talks to the Kubernetes API (besides kopf's own watching).
+
+One client library for all of it: the official `kubernetes` client. kopf already
+needs it for login, it speaks server-side apply, and a second library (pykube-ng
+has had no release since 2023) would mean two auth stacks to keep working.
+Calls here are blocking; the handlers run them in worker threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client import ApiException
+
+from .model import GROUP, PLURAL, VERSION
+
+FIELD_MANAGER = "usersession-operator"
+# Owns spec.replicas of a new Deployment until KEDA's scale updates take it over;
+# see Kube.apply_deployment.
+SEED_MANAGER = "usersession-operator-seed"
+
+_APPLY = "application/apply-patch+yaml"
+_MERGE = "application/merge-patch+json"
+
+_RESOURCES = {  # kind -> (group, version, plural)
+    "Deployment": ("apps", "v1", "deployments"),
+    "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
+    "TriggerAuthentication": ("keda.sh", "v1alpha1", "triggerauthentications"),
+}
+
+
+def load_api_client() -> client.ApiClient:
+    """In-cluster config when running in a pod, else KUBECONFIG / ~/.kube/config.
+
+    KUBECONFIG is read at call time: the client library reads it once, at import.
+    """
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=os.environ.get("KUBECONFIG") or None
+    )
+    return api_client
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    # -- children ----------------------------------------------------------
+
+    def apply(self, body: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply under `manager`, taking over fields someone else edited (drift)."""
+        group, version, plural = _RESOURCES[body["kind"]]
+        meta = body["metadata"]
+        response = self.custom.patch_namespaced_custom_object(
+            group,
+            version,
+            meta["namespace"],
+            plural,
+            meta["name"],
+            dict(body),
+            field_manager=manager,
+            force=True,
+            _content_type=_APPLY,
+            _preload_content=False,  # the generated client drops the body of a 201 (create)
+        )
+        return _json(response)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        group, version, plural = _RESOURCES[kind]
+        try:
+            response = self.custom.get_namespaced_custom_object(
+                group, version, namespace, plural, name, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _json(response)
+
+    def apply_deployment(
+        self,
+        body: Mapping[str, Any],
+        initial: Mapping[str, Any],
+        seed: Mapping[str, Any],
+        exists: bool,
+    ) -> dict[str, Any]:
+        """Apply the session's Deployment without ever writing replicas after creation.
+
+        KEDA owns spec.replicas. A new Deployment must start at 0, not at the
+        default 1, yet the main manager must never own replicas: if it did and
+        later applied without the field, the API server would remove it and
+        the Deployment would fall back to 1, killing KEDA's decision. So a
+        separate seed manager creates the Deployment with replicas 0 and then
+        keeps only that field, which KEDA's first scale update takes over.
+        """
+        if not exists:
+            self.apply(initial, SEED_MANAGER)
+        live = self.apply(body)
+        if _seed_owns_more_than_replicas(live):
+            self._release_seed(seed)
+        return live
+
+    def _release_seed(self, seed: Mapping[str, Any]) -> None:
+        group, version, plural = _RESOURCES["Deployment"]
+        meta = seed["metadata"]
+        try:
+            self.custom.patch_namespaced_custom_object(
+                group,
+                version,
+                meta["namespace"],
+                plural,
+                meta["name"],
+                dict(seed),
+                field_manager=SEED_MANAGER,
+                force=False,
+                _content_type=_APPLY,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            # Someone (KEDA) already scaled it: replicas is theirs, the seed lets go of all.
+            empty = {k: seed[k] for k in ("apiVersion", "kind")} | {"metadata": dict(meta)}
+            self.apply(empty, SEED_MANAGER)
+
+    # -- the UserSession -----------------------------------------------------
+
+    def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": dict(patch)},
+            _content_type=_MERGE,
+            _preload_content=False,
+        )
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        secret = self.core.read_namespaced_secret(name, namespace)
+        data = (secret.data or {}).get(key)
+        if data is None:
+            raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data).decode()
+
+
+def _json(response: Any) -> dict[str, Any]:
+    payload = json.loads(response.data)
+    assert isinstance(payload, dict)
+    return payload
+
+
+def _seed_owns_more_than_replicas(live: Mapping[str, Any]) -> bool:
+    for entry in live.get("metadata", {}).get("managedFields", []) or []:
+        if entry.get("manager") == SEED_MANAGER and entry.get("operation") == "Apply":
+            fields = entry.get("fieldsV1") or {}
+            return fields != {"f:spec": {"f:replicas": {}}}
+    return False

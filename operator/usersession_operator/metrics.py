@@ -1,0 +1,51 @@
+"""Prometheus metrics of the operator. Labels never carry user data or secrets."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+SESSIONS = Gauge("usersession_sessions", "UserSessions by phase", ["phase"], registry=REGISTRY)
+QUEUE_DEPTH = Gauge(
+    "usersession_queue_depth_total",
+    "Messages waiting across all sessions' queues (last poll)",
+    registry=REGISTRY,
+)
+RECONCILES = Counter(
+    "usersession_reconcile_total",
+    "Reconciliations of a UserSession's children",
+    ["result"],
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "usersession_reconcile_duration_seconds",
+    "Time to apply a UserSession's children",
+    registry=REGISTRY,
+)
+DRIFT_RESTORES = Counter(
+    "usersession_drift_restores_total",
+    "Children re-applied after a change or deletion by someone else",
+    ["kind"],
+    registry=REGISTRY,
+)
+STATUS_PATCHES = Counter(
+    "usersession_status_patches_total",
+    "Status writes (only made when something changed)",
+    registry=REGISTRY,
+)
+REDIS_POLL_SECONDS = Histogram(
+    "usersession_redis_poll_duration_seconds",
+    "Time to read all queue depths in one poll cycle",
+    registry=REGISTRY,
+)
+REDIS_POLL_ERRORS = Counter(
+    "usersession_redis_poll_errors_total",
+    "Sessions whose queue depth could not be read in a poll cycle",
+    registry=REGISTRY,
+)
+CLEANUPS = Counter(
+    "usersession_redis_cleanup_total", "Finalizer Redis cleanups", ["result"], registry=REGISTRY
+)
+
+PHASES = ("Pending", "Sleeping", "Waking", "Running", "Suspended", "Degraded", "Terminating")

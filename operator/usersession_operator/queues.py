@@ -1,0 +1,182 @@
+"""Where the operator talks to Redis: queue depths for all sessions, and key cleanup.
+
+Key layout of one session, all derived from its queue (list) name Q:
+  Q               the list producers LPUSH to and KEDA measures
+  Q:processing    where a worker parks a message it took (reliable-queue pattern)
+  Q:reply:<id>    replies a worker posts back for a chat message
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, RedisError
+
+from .model import Session
+from .settings import OperatorSettings
+from .state import Key, QueueReading
+
+log = logging.getLogger(__name__)
+
+PASSWORD_TTL = (
+    300.0  # seconds; a rotated Secret is picked up within this, or at once on auth failure
+)
+_TIMEOUT = 5.0
+
+
+def processing_key(queue: str) -> str:
+    return f"{queue}:processing"
+
+
+def reply_key(queue: str, message_id: str) -> str:
+    return f"{queue}:reply:{message_id}"
+
+
+def session_keys_pattern(queue: str) -> str:
+    """SCAN pattern for reply keys, with glob characters in the queue name escaped."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in queue)
+    return f"{escaped}:reply:*"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one session's queue lives, and which Secret holds the password."""
+
+    host: str
+    port: int
+    database: int
+    secret_namespace: str
+    secret_name: str
+    secret_key: str
+    queue: str
+
+    @classmethod
+    def of(cls, session: Session, settings: OperatorSettings) -> Target:
+        redis = session.redis
+        host, port = redis.host, redis.port
+        # The operator may reach the default Redis at another address than pods do.
+        if settings.redis_operator_address and redis.address == settings.redis.address:
+            host, _, port_text = settings.redis_operator_address.rpartition(":")
+            port = int(port_text)
+        secret = redis.password_secret
+        return cls(
+            host,
+            port,
+            redis.database,
+            session.namespace,
+            secret.name,
+            secret.key,
+            session.queue_name,
+        )
+
+
+SecretReader = Callable[[str, str, str], Awaitable[str]]
+
+
+class RedisQueues:
+    """Connections per Redis server and password, shared by every session on them."""
+
+    def __init__(self, read_secret: SecretReader) -> None:
+        self._read_secret = read_secret
+        self._passwords: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._clients: dict[tuple[str, int, int, str], aioredis.Redis] = {}
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    async def _password(self, target: Target, refresh: bool = False) -> str:
+        ref = (target.secret_namespace, target.secret_name, target.secret_key)
+        cached = self._passwords.get(ref)
+        if cached and not refresh and time.monotonic() - cached[1] < PASSWORD_TTL:
+            return cached[0]
+        password = await self._read_secret(*ref)
+        self._passwords[ref] = (password, time.monotonic())
+        return password
+
+    async def _client(self, target: Target, refresh: bool = False) -> tuple[aioredis.Redis, str]:
+        password = await self._password(target, refresh)
+        key = (target.host, target.port, target.database, password)
+        client = self._clients.get(key)
+        if client is None:
+            client = aioredis.Redis(
+                host=target.host,
+                port=target.port,
+                db=target.database,
+                password=password,
+                socket_timeout=_TIMEOUT,
+                socket_connect_timeout=_TIMEOUT,
+            )
+            self._clients[key] = client
+        return client, password
+
+    async def depths(self, targets: Mapping[Key, Target]) -> dict[Key, QueueReading]:
+        """LLEN of every session's queue: one pipelined round trip per Redis server."""
+        groups: dict[tuple[str, int, int, str], list[tuple[Key, Target]]] = {}
+        readings: dict[Key, QueueReading] = {}
+        for key, target in targets.items():
+            try:
+                _, password = await self._client(target)
+            except Exception as exc:  # a missing Secret is this session's problem only
+                readings[key] = QueueReading(None, _describe(exc))
+                continue
+            groups.setdefault((target.host, target.port, target.database, password), []).append(
+                (key, target)
+            )
+        results = await asyncio.gather(*(self._llen_all(members) for members in groups.values()))
+        for result in results:
+            readings.update(result)
+        return readings
+
+    async def _llen_all(self, members: list[tuple[Key, Target]]) -> dict[Key, QueueReading]:
+        target = members[0][1]
+        for attempt in (1, 2):
+            try:
+                client, _ = await self._client(target, refresh=attempt == 2)
+                pipe = client.pipeline(transaction=False)
+                for _, member in members:
+                    pipe.llen(member.queue)
+                lengths = await pipe.execute()
+                return {
+                    key: QueueReading(int(n)) for (key, _), n in zip(members, lengths, strict=True)
+                }
+            except AuthenticationError as exc:
+                if attempt == 2:  # the Secret was re-read and it is still wrong
+                    return {key: QueueReading(None, _describe(exc)) for key, _ in members}
+            except (RedisError, OSError) as exc:
+                return {key: QueueReading(None, _describe(exc)) for key, _ in members}
+        raise AssertionError("unreachable")
+
+    async def delete_session_keys(self, target: Target) -> list[str]:
+        """Remove the session's queue, processing list and replies; returns the keys removed."""
+        client, _ = await self._client(target)
+        keys = [target.queue, processing_key(target.queue)]
+        keys += [
+            k.decode() if isinstance(k, bytes) else k
+            async for k in client.scan_iter(match=session_keys_pattern(target.queue), count=500)
+        ]
+        existing = [
+            k for k, exists in zip(keys, await _exists_each(client, keys), strict=True) if exists
+        ]
+        if existing:
+            await client.unlink(*existing)
+        return existing
+
+
+async def _exists_each(client: aioredis.Redis, keys: Iterable[str]) -> list[bool]:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.exists(key)
+    return [bool(n) for n in await pipe.execute()]
+
+
+def _describe(exc: BaseException) -> str:
+    # redis-py's messages name the host and the failure, never the password.
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"

@@ -1,0 +1,108 @@
+"""What the operator knows right now, fed by watches; read by status and the poller.
+
+Every UserSession and every child the operator manages arrives through a
+kopf watch and is kept here, so computing a status never asks the API server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .names import INSTANCE_LABEL, child_name
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    depth: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    generation: int | None  # generation whose children were applied (None: never yet)
+    error: str | None = None
+
+
+@dataclass
+class ClusterState:
+    sessions: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    # Children by (namespace, instance label), which child_name() derives from the session name.
+    deployments: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    scaled_objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    trigger_authentications: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    queues: dict[Key, QueueReading] = field(default_factory=dict)
+    reconciled: dict[Key, ReconcileResult] = field(default_factory=dict)
+    written_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    _by_instance: dict[Key, Key] = field(default_factory=dict)
+
+    # -- sessions --------------------------------------------------------------
+
+    def upsert_session(self, body: Mapping[str, Any]) -> Key:
+        key = _key(body)
+        self.sessions[key] = _snapshot(body)
+        self._by_instance[(key[0], child_name(key[1]))] = key
+        return key
+
+    def forget_session(self, key: Key) -> None:
+        self.sessions.pop(key, None)
+        self._by_instance.pop((key[0], child_name(key[1])), None)
+        for table in (self.queues, self.reconciled, self.written_status):
+            table.pop(key, None)
+
+    def session_for_child(self, child: Mapping[str, Any]) -> Key | None:
+        instance = (child.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
+        if not instance:
+            return None
+        return self._by_instance.get((child["metadata"]["namespace"], instance))
+
+    def child_key(self, key: Key) -> Key:
+        return key[0], child_name(key[1])
+
+    # -- children --------------------------------------------------------------
+
+    def record_child(
+        self, table: dict[Key, dict[str, Any]], body: Mapping[str, Any], deleted: bool
+    ) -> None:
+        instance = (body.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
+        if not instance:
+            return
+        key = (body["metadata"]["namespace"], instance)
+        if deleted:
+            table.pop(key, None)
+        else:
+            table[key] = _snapshot(body)
+
+    def record_pod(self, body: Mapping[str, Any], deleted: bool) -> None:
+        instance = (body.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
+        if not instance:
+            return
+        key = (body["metadata"]["namespace"], instance)
+        pods = self.pods.setdefault(key, {})
+        if deleted:
+            pods.pop(body["metadata"]["name"], None)
+            if not pods:
+                self.pods.pop(key, None)
+        else:
+            pods[body["metadata"]["name"]] = _snapshot(body)
+
+
+def _key(body: Mapping[str, Any]) -> Key:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
+
+
+def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
+    # kopf hands out live views; keep plain data that later events cannot mutate.
+    return {k: _plain(v) for k, v in body.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

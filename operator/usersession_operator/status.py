@@ -1,0 +1,323 @@
+"""Where a UserSession's status is computed: a pure function of what the operator observed.
+
+No I/O here. The operator gathers an Observation from its watches and the last
+Redis poll, computes the desired status, and patches only what changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING, SLEEPING, WAKING, RUNNING = "Pending", "Sleeping", "Waking", "Running"
+SUSPENDED, DEGRADED, TERMINATING = "Suspended", "Degraded", "Terminating"
+
+# lastActivityTime is refreshed at most this often while a session is busy, so
+# that a running session costs one status write a minute, not one per poll.
+ACTIVITY_RESOLUTION = dt.timedelta(seconds=60)
+
+# Container states that will not fix themselves without a change to the spec
+# or the cluster: the session is Degraded, not merely Waking.
+_STUCK_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Observation:
+    generation: int
+    reconciled_generation: int | None  # last generation whose children were applied
+    deleting: bool
+    suspend: bool
+    queue_name: str
+    children: Mapping[
+        str, str
+    ]  # {"deployment": name, "scaledObject": ..., "triggerAuthentication": ...}
+    deployment: Mapping[str, Any] | None
+    scaled_object: Mapping[str, Any] | None
+    trigger_authentication: Mapping[str, Any] | None
+    pods: Sequence[Mapping[str, Any]] = ()
+    queue_depth: int | None = None  # None: not polled yet, or Redis failed
+    redis_error: str | None = None
+    reconcile_error: str | None = None
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, Any]:
+    pod = _current_pod(obs.pods)
+    desired = int((obs.deployment or {}).get("spec", {}).get("replicas") or 0)
+    ready_replicas = int((obs.deployment or {}).get("status", {}).get("readyReplicas") or 0)
+    phase, reason, message = _phase(obs, pod, desired)
+
+    depth = obs.queue_depth if obs.queue_depth is not None else previous.get("queueDepth")
+    status: dict[str, Any] = {
+        "phase": phase,
+        "queueName": obs.queue_name,
+        "replicas": desired,
+        "readyReplicas": ready_replicas,
+        "children": dict(obs.children),
+    }
+    observed_generation = (
+        obs.reconciled_generation
+        if obs.reconciled_generation is not None
+        else previous.get("observedGeneration")
+    )
+    if observed_generation is not None:
+        status["observedGeneration"] = observed_generation
+    if depth is not None:
+        status["queueDepth"] = depth
+    if pod is not None:
+        status["pod"] = {
+            "name": pod["metadata"]["name"],
+            "phase": pod.get("status", {}).get("phase", "Pending"),
+            "ready": _pod_ready(pod),
+        }
+    last_activity = _last_activity(obs, pod, previous.get("lastActivityTime"))
+    if last_activity is not None:
+        status["lastActivityTime"] = last_activity
+
+    old_conditions = {c.get("type"): c for c in previous.get("conditions", []) or []}
+    ready_ok = phase in (RUNNING, SLEEPING)
+    status["conditions"] = [
+        _condition(old_conditions, "Ready", "True" if ready_ok else "False", reason, message, obs),
+        _redis_condition(old_conditions, obs),
+        _scaler_condition(old_conditions, obs),
+    ]
+    return status
+
+
+def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A JSON merge patch turning `previous` into `desired`, or None when nothing changed.
+
+    Changed top-level keys carry their whole desired value; removed keys are
+    None. A merge patch merges objects rather than replacing them, so a changed
+    object value also names its removed keys with None (at any depth); lists
+    are replaced whole.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in desired.items():
+        if previous.get(key) != value:
+            patch[key] = _with_removals(previous.get(key), value)
+    for key in previous:
+        if key not in desired:
+            patch[key] = None
+    return patch or None
+
+
+def _with_removals(previous: Any, desired: Any) -> Any:
+    if not (isinstance(previous, Mapping) and isinstance(desired, Mapping)):
+        return desired
+    merged: dict[str, Any] = {
+        key: _with_removals(previous.get(key), value) for key, value in desired.items()
+    }
+    for key in previous:
+        if key not in desired:
+            merged[key] = None
+    return merged
+
+
+# -- phase -------------------------------------------------------------------
+
+
+def _phase(obs: Observation, pod: Mapping[str, Any] | None, desired: int) -> tuple[str, str, str]:
+    if obs.deleting:
+        return TERMINATING, TERMINATING, "the session is being deleted"
+    if obs.reconcile_error:
+        return DEGRADED, "ReconcileFailed", obs.reconcile_error
+    missing = [
+        kind
+        for kind, child in (
+            ("Deployment", obs.deployment),
+            ("ScaledObject", obs.scaled_object),
+            ("TriggerAuthentication", obs.trigger_authentication),
+        )
+        if child is None
+    ]
+    if missing:
+        return PENDING, "ChildrenMissing", f"waiting for {', '.join(missing)} to exist"
+    stuck = _stuck_reason(pod, desired)
+    if stuck:
+        return DEGRADED, stuck[0], stuck[1]
+    if _deadline_exceeded(obs.deployment):
+        return DEGRADED, "ProgressDeadlineExceeded", "the session's Deployment is not progressing"
+    if obs.suspend:
+        return SUSPENDED, SUSPENDED, "spec.suspend is true: the session stays at zero replicas"
+    if pod is not None and _pod_ready(pod):
+        return RUNNING, RUNNING, f"pod {pod['metadata']['name']} is ready"
+    if desired >= 1:
+        return WAKING, WAKING, "scaled up; waiting for the pod to become ready"
+    return SLEEPING, SLEEPING, "scaled to zero; the next message on the queue wakes it"
+
+
+def _current_pod(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The pod that speaks for the session: pods being deleted never do; then ready
+    before not, still-running before finished (a Failed pod, e.g. an evicted one, is
+    left behind by its ReplicaSet), newest first."""
+    live = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
+    if not live:
+        return None
+    return max(
+        live,
+        key=lambda p: (
+            _pod_ready(p),
+            not _pod_finished(p),
+            p["metadata"].get("creationTimestamp") or "",
+        ),
+    )
+
+
+def _pod_finished(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions", []) or []
+    )
+
+
+def _stuck_reason(pod: Mapping[str, Any] | None, desired: int) -> tuple[str, str] | None:
+    if pod is None:
+        return None
+    status = pod.get("status", {})
+    if status.get("phase") == "Failed":
+        # At zero replicas a Failed pod is a leftover (ReplicaSets do not delete
+        # evicted pods), not a session that needs attention.
+        if desired < 1:
+            return None
+        return "PodFailed", status.get("message") or f"pod {pod['metadata']['name']} failed"
+    containers = [
+        *(status.get("initContainerStatuses", []) or []),
+        *(status.get("containerStatuses", []) or []),
+    ]
+    for container in containers:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in _STUCK_REASONS:
+            return waiting["reason"], waiting.get("message") or waiting["reason"]
+    return None
+
+
+def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> bool:
+    return any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in (deployment or {}).get("status", {}).get("conditions", []) or []
+    )
+
+
+def _last_activity(
+    obs: Observation, pod: Mapping[str, Any] | None, previous: str | None
+) -> str | None:
+    busy = (obs.queue_depth or 0) > 0 or (
+        pod is not None and pod.get("status", {}).get("phase") == "Running"
+    )
+    if not busy:
+        return previous
+    if previous is not None:
+        try:
+            last = dt.datetime.fromisoformat(previous.replace("Z", "+00:00"))
+        except ValueError:
+            last = None
+        if last is not None and last.tzinfo is None:
+            # The schema's date-time format admits a time without an offset.
+            last = last.replace(tzinfo=dt.UTC)
+        # A time in the future (a clock that ran ahead, a hand edit) is not kept,
+        # or it would never be refreshed until the clock caught up.
+        if last is not None and dt.timedelta(0) <= obs.now - last < ACTIVITY_RESOLUTION:
+            return previous
+    return _timestamp(obs.now)
+
+
+# -- conditions ----------------------------------------------------------------
+
+
+def _condition(
+    old: Mapping[str, Mapping[str, Any]],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    obs: Observation,
+) -> dict[str, Any]:
+    before = old.get(type_)
+    # The transition time moves only when the status flips, as Kubernetes conventions say.
+    if before is not None and before.get("status") == status and before.get("lastTransitionTime"):
+        since = before["lastTransitionTime"]
+    else:
+        since = _timestamp(obs.now)
+    condition = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+    }
+    if obs.reconciled_generation is not None:
+        condition["observedGeneration"] = obs.reconciled_generation
+    elif before is not None and "observedGeneration" in before:
+        condition["observedGeneration"] = before["observedGeneration"]
+    return condition
+
+
+def _redis_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
+    if obs.redis_error:
+        return _condition(old, "RedisReachable", "False", "RedisError", obs.redis_error, obs)
+    if obs.queue_depth is None:
+        previous = old.get("RedisReachable")
+        if previous is not None:  # between polls, keep what the last poll said
+            return dict(previous)
+        return _condition(
+            old,
+            "RedisReachable",
+            "Unknown",
+            "NotPolledYet",
+            "the queue has not been polled yet",
+            obs,
+        )
+    return _condition(
+        old, "RedisReachable", "True", "QueuePolled", f"queue {obs.queue_name} is readable", obs
+    )
+
+
+def _scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
+    keda = next(
+        (
+            c
+            for c in (obs.scaled_object or {}).get("status", {}).get("conditions", []) or []
+            if c.get("type") == "Ready"
+        ),
+        None,
+    )
+    if keda is None or keda.get("status") not in ("True", "False", "Unknown"):
+        return _condition(
+            old,
+            "ScalerReady",
+            "Unknown",
+            "NoScalerStatus",
+            "KEDA has not reported on the ScaledObject yet",
+            obs,
+        )
+    # KEDA starts its conditions at Unknown with no reason at all.
+    fallback = {"True": "KedaReady", "False": "KedaNotReady", "Unknown": "KedaUnknown"}
+    return _condition(
+        old,
+        "ScalerReady",
+        keda["status"],
+        keda.get("reason") or fallback[keda["status"]],
+        keda.get("message") or "",
+        obs,
+    )
+
+
+def _timestamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
