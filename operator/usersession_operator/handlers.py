@@ -41,7 +41,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["controller"] = controller
     memo["poller"] = asyncio.create_task(controller.poll_forever(), name="redis-poller")
     if config.metrics_port:
-        start_http_server(config.metrics_port, addr=config.listen_host, registry=metrics.REGISTRY)
+        server, _thread = start_http_server(
+            config.metrics_port, addr=config.listen_host, registry=metrics.REGISTRY
+        )
+        memo["metrics_server"] = server
     scope = ", ".join(config.namespaces) or "all namespaces"
     log.info(
         "usersession-operator started (watching %s; Redis default %s; poll every %ss)",
@@ -59,6 +62,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     controller = memo.get("controller")
     if controller is not None:
         await controller.close()
+    server = memo.get("metrics_server")
+    if server is not None:
+        server.shutdown()
 
 
 @kopf.on.probe(id="redis_poll_age_seconds")

@@ -11,11 +11,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.config import kube_config
 
 from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import wait_for
+from usersession_operator.localcluster.cluster import free_port, wait_for
 from usersession_operator.localcluster.manifests import install_crds
 
 
@@ -53,3 +54,49 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: LocalCluster) -> Iterator[KopfRunner]:
+    """The real operator (all of its handlers) in a thread, via kopf's test runner."""
+    env = {
+        "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
+        "USERSESSION_POLL_INTERVAL": "1",
+        "USERSESSION_METRICS_PORT": str(free_port()),
+        "USERSESSION_LOG_LEVEL": "DEBUG",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    args = [
+        "run",
+        "--standalone",
+        "--all-namespaces",
+        "--verbose",
+        "-m",
+        "usersession_operator.handlers",
+    ]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield runner
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert runner.exception is None, runner.output
+
+
+@pytest.fixture
+def session_namespace(namespace: str, cluster: LocalCluster, api_client: client.ApiClient) -> str:
+    """A namespace holding the Redis Secret that sessions reference by default."""
+    client.CoreV1Api(api_client).create_namespaced_secret(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "redis-auth"},
+            "stringData": {"password": cluster.redis_password},
+        },
+    )
+    return namespace

@@ -289,7 +289,9 @@ class LocalCluster:
             "bind 127.0.0.1\n"
             f"port {self.redis_port}\n"
             f"requirepass {self.redis_password}\n"
-            'save ""\nappendonly no\n'
+            # Append-only, so a stop/start (an outage in tests) keeps the data
+            # as a real Redis restart would.
+            'save ""\nappendonly yes\nappendfsync always\n'
             f"dir {self.workdir}\n"
         )
         config.chmod(0o600)
@@ -318,7 +320,7 @@ class LocalCluster:
 
     # -- Kubernetes API ------------------------------------------------------
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def ssl_context(self) -> ssl.SSLContext:
         assert self._pki is not None
         ctx = ssl.create_default_context(cafile=str(self._pki.ca_cert))
         ctx.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
@@ -332,7 +334,7 @@ class LocalCluster:
         request = urllib.request.Request(
             self.server + path, data=data, method=method, headers={"Content-Type": content_type}
         )
-        with urllib.request.urlopen(request, context=self._ssl_context(), timeout=10) as response:
+        with urllib.request.urlopen(request, context=self.ssl_context(), timeout=10) as response:
             payload = response.read()
             content_type = response.headers.get_content_type()
         if content_type != "application/json":

@@ -188,7 +188,7 @@ def _table(cluster: LocalCluster, path: str) -> Any:
         cluster.server + path,
         headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
     )
-    with urllib.request.urlopen(request, context=cluster._ssl_context(), timeout=10) as response:
+    with urllib.request.urlopen(request, context=cluster.ssl_context(), timeout=10) as response:
         return json.loads(response.read())
 
 

@@ -1,0 +1,520 @@
+"""The operator end to end: real API server, real Redis, the real handlers under KopfRunner."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from kubernetes import client, watch
+from kubernetes.client import ApiException
+
+from usersession_operator.localcluster import LocalCluster
+from usersession_operator.localcluster.cluster import wait_for
+from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.names import child_name
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+IMAGE = "registry.example.com/session-worker:0.1.0"
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+class Api:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.custom = client.CustomObjectsApi(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    def create(self, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "UserSession",
+            "metadata": {"name": name},
+            "spec": {"userId": "alice@example.com", "workload": {"image": IMAGE}, **spec},
+        }
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, body
+        )
+        return created
+
+    def session(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
+
+    def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
+        )
+
+    def delete(self, namespace: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    def child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        group, version, plural = {
+            "Deployment": ("apps", "v1", "deployments"),
+            "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
+            "TriggerAuthentication": ("keda.sh", "v1alpha1", "triggerauthentications"),
+        }[kind]
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                group, version, namespace, plural, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
+
+    def wait_status(
+        self,
+        namespace: str,
+        name: str,
+        check: Callable[[dict[str, Any]], bool],
+        timeout: float = 30,
+    ) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            obj = self.session(namespace, name)
+            status = (obj or {}).get("status") or {}
+            return status if status and check(status) else None
+
+        try:
+            result: dict[str, Any] = wait_for(ready, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"status never matched; last: {(self.session(namespace, name) or {}).get('status')}"
+            ) from None
+        return result
+
+    def scale_as_keda(self, namespace: str, name: str, replicas: int) -> None:
+        # What KEDA does: the scale subresource, under its own field manager.
+        self.apps.patch_namespaced_deployment_scale(
+            name, namespace, {"spec": {"replicas": replicas}}, field_manager="keda-operator"
+        )
+
+
+@pytest.fixture(scope="module")
+def api(api_client: client.ApiClient) -> Api:
+    return Api(api_client)
+
+
+@pytest.fixture
+def rds(cluster: LocalCluster) -> Iterator[redis.Redis]:
+    conn = redis.Redis(
+        host=cluster.redis_host,
+        port=cluster.redis_port,
+        password=cluster.redis_password,
+        decode_responses=True,
+    )
+    yield conn
+    conn.close()
+
+
+def unique(prefix: str = "s") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == type_)
+
+
+# -- creation ----------------------------------------------------------------------
+
+
+def test_create_makes_three_owned_children_and_trigger_auth_really_authenticates(
+    api: Api, session_namespace: str, cluster: LocalCluster
+) -> None:
+    ns, name = session_namespace, unique()
+    owner = api.create(ns, name)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    assert status["observedGeneration"] == 1
+    assert condition(status, "Ready")["status"] == "True"
+    assert status["children"] == {
+        "deployment": name,
+        "scaledObject": name,
+        "triggerAuthentication": name,
+    }
+
+    for kind in ("Deployment", "ScaledObject", "TriggerAuthentication"):
+        child = api.child(kind, ns, name)
+        assert child is not None, kind  # accepted by the API server (KEDA's own CRD schemas)
+        [ref] = child["metadata"]["ownerReferences"]
+        assert ref["uid"] == owner["metadata"]["uid"]
+        assert ref["controller"] is True
+        assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "usersession-operator"
+
+    deployment = api.child("Deployment", ns, name)
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 0
+
+    scaled = api.child("ScaledObject", ns, name)
+    assert scaled is not None
+    assert scaled["spec"]["minReplicaCount"] == 0
+    assert scaled["spec"]["maxReplicaCount"] == 1
+    assert scaled["spec"]["cooldownPeriod"] == 120
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "redis"
+    assert trigger["metadata"]["listName"] == f"usersession:{ns}:{name}"
+    assert trigger["authenticationRef"]["name"] == name
+
+    # Follow the TriggerAuthentication the way KEDA does: Secret key -> password -> AUTH.
+    auth = api.child("TriggerAuthentication", ns, name)
+    assert auth is not None
+    [ref] = auth["spec"]["secretTargetRef"]
+    assert ref["parameter"] == "password"
+    secret = api.core.read_namespaced_secret(ref["name"], ns)
+    password = base64.b64decode(secret.data[ref["key"]]).decode()
+    host, port = trigger["metadata"]["address"].rsplit(":", 1)
+    assert redis.Redis(host=host, port=int(port), password=password).ping() is True
+
+
+def test_new_deployment_is_never_observed_with_replicas_other_than_zero(
+    api: Api, session_namespace: str
+) -> None:
+    ns, name = session_namespace, unique()
+    seen: list[int | None] = []
+    stop = threading.Event()
+    watcher = watch.Watch()
+
+    def record() -> None:
+        for event in watcher.stream(api.apps.list_namespaced_deployment, ns, timeout_seconds=30):
+            seen.append(event["object"].spec.replicas)
+            if stop.is_set():
+                break
+
+    thread = threading.Thread(target=record, daemon=True)
+    thread.start()
+    api.create(ns, name)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    stop.set()
+    api.patch_spec(
+        ns, name, {"workload": {"image": IMAGE + "-poke"}}
+    )  # one more event ends the loop
+    thread.join(timeout=35)
+    watcher.stop()
+    assert seen, "the watch saw no Deployment"
+    assert set(seen) == {0}, seen
+    assert api.core.list_namespaced_pod(ns).items == []
+
+
+def test_spec_update_changes_children_but_never_replicas(api: Api, session_namespace: str) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+
+    api.scale_as_keda(ns, name, 1)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Running")
+
+    api.patch_spec(
+        ns,
+        name,
+        {
+            "workload": {"image": IMAGE.replace("0.1.0", "0.2.0")},
+            "scaling": {"idleTimeoutSeconds": 300},
+        },
+    )
+    api.wait_status(ns, name, lambda s: s.get("observedGeneration") == 2)
+
+    deployment = api.child("Deployment", ns, name)
+    assert deployment is not None
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.2.0")
+    assert deployment["spec"]["replicas"] == 1, "the operator overwrote KEDA's replicas"
+    managers = {
+        m["manager"]
+        for m in deployment["metadata"]["managedFields"]
+        if "f:replicas" in json.dumps(m.get("fieldsV1", {}))
+    }
+    assert "usersession-operator" not in managers
+    scaled = api.child("ScaledObject", ns, name)
+    assert scaled is not None
+    assert scaled["spec"]["cooldownPeriod"] == 300
+
+    # Lifting a change again must not drop replicas back to the default of 1 either.
+    api.scale_as_keda(ns, name, 0)
+    api.patch_spec(ns, name, {"workload": {"image": IMAGE}})
+    api.wait_status(ns, name, lambda s: s.get("observedGeneration") == 3)
+    deployment = api.child("Deployment", ns, name)
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 0
+
+
+def test_suspend_pauses_the_scaler_at_zero(api: Api, session_namespace: str) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name, suspend=True)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Suspended")
+    scaled = api.child("ScaledObject", ns, name)
+    assert scaled is not None
+    assert scaled["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"] == "0"
+
+    api.patch_spec(ns, name, {"suspend": False})
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    scaled = api.child("ScaledObject", ns, name)
+    assert scaled is not None
+    assert "autoscaling.keda.sh/paused-replicas" not in (
+        scaled["metadata"].get("annotations") or {}
+    )
+
+
+# -- status --------------------------------------------------------------------------
+
+
+def test_queue_depth_and_pod_state_show_in_status(
+    api: Api, session_namespace: str, rds: redis.Redis
+) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping" and "queueDepth" in s)
+    assert status["queueDepth"] == 0
+
+    rds.lpush(status["queueName"], "m1", "m2", "m3")
+    status = api.wait_status(ns, name, lambda s: s.get("queueDepth") == 3)
+    assert status["lastActivityTime"]
+    assert condition(status, "RedisReachable")["status"] == "True"
+
+    api.scale_as_keda(ns, name, 1)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Running")
+    assert status["pod"]["phase"] == "Running"
+    assert status["pod"]["ready"] is True
+    assert status["pod"]["name"].startswith(name + "-")
+    assert status["replicas"] == 1
+    assert status["readyReplicas"] == 1
+
+    rds.delete(status["queueName"])
+    api.scale_as_keda(ns, name, 0)
+    api.wait_status(
+        ns, name, lambda s: s.get("phase") == "Sleeping" and "pod" not in s and s["queueDepth"] == 0
+    )
+
+
+def test_redis_outage_shows_as_a_condition(
+    api: Api, session_namespace: str, cluster: LocalCluster
+) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name)
+    api.wait_status(ns, name, lambda s: condition(s, "RedisReachable")["status"] == "True")
+    cluster.stop_redis()
+    try:
+        status = api.wait_status(
+            ns, name, lambda s: condition(s, "RedisReachable")["status"] == "False"
+        )
+        assert condition(status, "RedisReachable")["reason"] == "RedisError"
+    finally:
+        cluster.start_redis()
+    api.wait_status(ns, name, lambda s: condition(s, "RedisReachable")["status"] == "True")
+
+
+# -- drift -------------------------------------------------------------------------
+
+
+def test_deleted_or_edited_children_are_restored(api: Api, session_namespace: str) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+
+    old_uid = (api.child("ScaledObject", ns, name) or {})["metadata"]["uid"]
+    api.custom.delete_namespaced_custom_object("keda.sh", "v1alpha1", ns, "scaledobjects", name)
+    restored = wait_for(
+        lambda: (
+            (c := api.child("ScaledObject", ns, name)) and c["metadata"]["uid"] != old_uid and c
+        ),
+        timeout=20,
+    )
+    assert restored["spec"]["maxReplicaCount"] == 1
+
+    api.apps.patch_namespaced_deployment(
+        name,
+        ns,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "session", "image": "evil.example.com/miner:latest"}
+                        ]
+                    }
+                }
+            }
+        },
+    )
+    wait_for(
+        lambda: (
+            (api.child("Deployment", ns, name) or {})["spec"]["template"]["spec"]["containers"][0][
+                "image"
+            ]
+            == IMAGE
+        ),
+        timeout=20,
+    )
+
+    api.apps.delete_namespaced_deployment(name, ns)
+    deployment = wait_for(lambda: api.child("Deployment", ns, name), timeout=20)
+    assert deployment["spec"]["replicas"] == 0, "a re-created Deployment must start asleep"
+
+
+# -- deletion ------------------------------------------------------------------------
+
+
+def _keys_of(queue: str) -> list[str]:
+    return [queue, f"{queue}:processing", f"{queue}:reply:abc"]
+
+
+def _fill(rds: redis.Redis, queue: str) -> None:
+    rds.lpush(queue, "pending")
+    rds.lpush(f"{queue}:processing", "taken")
+    rds.set(f"{queue}:reply:abc", "answer")
+
+
+def test_delete_removes_children_redis_keys_and_finalizer(
+    api: Api, session_namespace: str, rds: redis.Redis
+) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    session = api.session(ns, name)
+    assert session is not None
+    assert "sessions.ai-infra.dev/cleanup" in session["metadata"]["finalizers"]
+    other = f"usersession:{ns}:someone-else"
+    rds.lpush(other, "keep me")
+    _fill(rds, status["queueName"])
+
+    api.delete(ns, name)
+    wait_for(lambda: api.session(ns, name) is None, timeout=30)
+    assert rds.exists(*_keys_of(status["queueName"])) == 0
+    assert rds.lrange(other, 0, -1) == ["keep me"]
+    for kind in ("Deployment", "ScaledObject", "TriggerAuthentication"):
+        wait_for(lambda kind=kind: api.child(kind, ns, name) is None, timeout=60)
+
+
+def test_delete_while_redis_is_down_completes_after_it_returns(
+    api: Api, session_namespace: str, rds: redis.Redis, cluster: LocalCluster
+) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    queue = status["queueName"]
+    _fill(rds, queue)
+
+    cluster.stop_redis()
+    try:
+        api.delete(ns, name)
+
+        def warned() -> bool:
+            events = api.core.list_namespaced_event(ns).items
+            return any(
+                e.reason == "RedisCleanupFailed" and e.involved_object.name == name for e in events
+            )
+
+        wait_for(warned, timeout=30)
+        held = api.session(ns, name)
+        assert held is not None, "deletion finished although Redis was never cleaned"
+        assert held["status"]["phase"] == "Terminating"
+    finally:
+        cluster.start_redis()
+    assert rds.exists(*_keys_of(queue)) == 3  # still there: Redis kept them over the restart
+    wait_for(lambda: api.session(ns, name) is None, timeout=60)
+    assert rds.exists(*_keys_of(queue)) == 0
+
+
+# -- validation and names -----------------------------------------------------------
+
+
+def test_a_200_character_name_gets_valid_unique_child_names(
+    api: Api, session_namespace: str
+) -> None:
+    ns = session_namespace
+    stem = "a" * 190
+    first, second = f"{stem}-first", f"{stem}-secnd"
+    assert len(first) > 195
+    for name in (first, second):
+        api.create(ns, name)
+    for name in (first, second):
+        status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+        short = status["children"]["deployment"]
+        assert short == child_name(name)
+        assert len(short) <= 52
+        assert api.child("Deployment", ns, short) is not None
+    assert child_name(first) != child_name(second)
+
+
+# -- secrets -------------------------------------------------------------------------
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def operator_log() -> Iterator[_Collect]:
+    """Every log line the operator (running in this process) writes meanwhile, at DEBUG."""
+    collect = _Collect()
+    collect.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(collect)
+    root.setLevel(logging.DEBUG)
+    yield collect
+    root.removeHandler(collect)
+    root.setLevel(old_level)
+
+
+def test_password_appears_in_no_status_event_child_or_log(
+    api: Api, session_namespace: str, cluster: LocalCluster, operator_log: _Collect
+) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    seen = {
+        "the UserSession (status, annotations)": json.dumps(api.session(ns, name)),
+        "the children": json.dumps(
+            [
+                api.child(k, ns, name)
+                for k in ("Deployment", "ScaledObject", "TriggerAuthentication")
+            ]
+        ),
+    }
+    cluster.stop_redis()  # provoke the error paths too: they are where secrets tend to leak
+    try:
+        status = api.wait_status(
+            ns, name, lambda s: condition(s, "RedisReachable")["status"] == "False"
+        )
+        seen["the status during an outage"] = json.dumps(status)
+        api.delete(ns, name)
+        wait_for(
+            lambda: any(
+                e.reason == "RedisCleanupFailed" for e in api.core.list_namespaced_event(ns).items
+            ),
+            timeout=30,
+        )
+    finally:
+        cluster.start_redis()
+    wait_for(lambda: api.session(ns, name) is None, timeout=60)
+
+    events = api.core.list_namespaced_event(ns)
+    seen["events"] = json.dumps(api.core.api_client.sanitize_for_serialization(events))
+    seen["the operator's log"] = "\n".join(operator_log.lines)
+    assert "RedisCleanupFailed" in seen["events"]
+    # The log was really captured, at its most verbose, error paths included.
+    assert "DEBUG kopf.objects" in seen["the operator's log"]
+    assert "Handler 'deleted' failed temporarily" in seen["the operator's log"]
+    for where, text in seen.items():
+        assert cluster.redis_password not in text, f"the Redis password leaked into {where}"

@@ -1,0 +1,959 @@
+"""compute_status and status_patch: a UserSession's status from what the operator observed."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from usersession_operator.status import (
+    ACTIVITY_RESOLUTION,
+    DEGRADED,
+    PENDING,
+    RUNNING,
+    SLEEPING,
+    SUSPENDED,
+    TERMINATING,
+    WAKING,
+    Observation,
+    compute_status,
+    status_patch,
+)
+
+NOW = dt.datetime(2025, 3, 14, 12, 0, 0, tzinfo=dt.UTC)
+NAMESPACE = "team-a"
+NAME = "alice"
+QUEUE = "session:alice"
+UID = "0b6f3c1e-1111-4222-8333-944455556666"
+CHILDREN = {"deployment": NAME, "scaledObject": NAME, "triggerAuthentication": NAME}
+
+
+def ts(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "usersession",
+        "app.kubernetes.io/instance": NAME,
+        "app.kubernetes.io/managed-by": "usersession-operator",
+        "app.kubernetes.io/component": component,
+    }
+
+
+def _metadata(component: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": NAME,
+        "namespace": NAMESPACE,
+        "uid": f"{component}-uid",
+        "resourceVersion": "4711",
+        "generation": 1,
+        "creationTimestamp": "2025-03-14T11:00:00Z",
+        "labels": _labels(component),
+        "ownerReferences": [
+            {
+                "apiVersion": "sessions.ai-infra.dev/v1alpha1",
+                "kind": "UserSession",
+                "name": NAME,
+                "uid": UID,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+        **extra,
+    }
+
+
+def deployment(
+    replicas: int = 0, ready: int = 0, progress_deadline_exceeded: bool = False
+) -> dict[str, Any]:
+    """A Deployment as the API server returns it (zero counts are omitted from status)."""
+    progressing: dict[str, Any] = {
+        "type": "Progressing",
+        "status": "True",
+        "reason": "NewReplicaSetAvailable",
+        "message": f'ReplicaSet "{NAME}-5d8f7c9b6d" has successfully progressed.',
+        "lastUpdateTime": "2025-03-14T11:00:05Z",
+        "lastTransitionTime": "2025-03-14T11:00:00Z",
+    }
+    if progress_deadline_exceeded:
+        progressing.update(
+            status="False",
+            reason="ProgressDeadlineExceeded",
+            message=f'ReplicaSet "{NAME}-5d8f7c9b6d" has timed out progressing.',
+        )
+    status: dict[str, Any] = {
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Available",
+                "status": "True" if ready >= replicas else "False",
+                "reason": "MinimumReplicasAvailable",
+                "message": "Deployment has minimum availability.",
+                "lastUpdateTime": "2025-03-14T11:00:05Z",
+                "lastTransitionTime": "2025-03-14T11:00:05Z",
+            },
+            progressing,
+        ],
+    }
+    if replicas:
+        status.update(replicas=replicas, updatedReplicas=replicas)
+    if ready:
+        status.update(readyReplicas=ready, availableReplicas=ready)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(
+            "session-worker", annotations={"deployment.kubernetes.io/revision": "1"}
+        ),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": _labels("session-worker")},
+            "strategy": {"type": "Recreate"},
+            "revisionHistoryLimit": 2,
+            "progressDeadlineSeconds": 600,
+            "template": {
+                "metadata": {"labels": _labels("session-worker")},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "session",
+                            "image": "registry.example.com/session-worker:0.1.0",
+                            "terminationMessagePath": "/dev/termination-log",
+                            "terminationMessagePolicy": "File",
+                            "imagePullPolicy": "IfNotPresent",
+                            "resources": {},
+                        }
+                    ],
+                    "restartPolicy": "Always",
+                    "terminationGracePeriodSeconds": 30,
+                    "dnsPolicy": "ClusterFirst",
+                    "schedulerName": "default-scheduler",
+                    "securityContext": {},
+                },
+            },
+        },
+        "status": status,
+    }
+
+
+def pod(
+    name: str = f"{NAME}-5d8f7c9b6d-x7k2p",
+    *,
+    phase: str = "Running",
+    ready: bool = True,
+    created: str = "2025-03-14T11:58:00Z",
+    waiting: str | None = None,
+    waiting_message: str | None = None,
+    init_waiting: str | None = None,
+    deleting: bool = False,
+    message: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A session pod as the API server returns it."""
+    state: dict[str, Any]
+    if waiting:
+        state = {"waiting": {"reason": waiting}}
+        if waiting_message:
+            state["waiting"]["message"] = waiting_message
+    elif phase == "Running":
+        state = {"running": {"startedAt": created}}
+    elif phase == "Failed":
+        state = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": created}}
+    else:
+        state = {"waiting": {"reason": "ContainerCreating"}}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "generateName": f"{NAME}-5d8f7c9b6d-",
+        "namespace": NAMESPACE,
+        "uid": f"{name}-uid",
+        "creationTimestamp": created,
+        "labels": {**_labels("session-worker"), "pod-template-hash": "5d8f7c9b6d"},
+        "ownerReferences": [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "name": f"{NAME}-5d8f7c9b6d",
+                "uid": "rs-uid",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+    if deleting:
+        metadata["deletionTimestamp"] = "2025-03-14T11:59:30Z"
+        metadata["deletionGracePeriodSeconds"] = 30
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": created},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": created},
+            {"type": "ContainersReady", "status": str(ready), "lastTransitionTime": created},
+            {"type": "Ready", "status": str(ready), "lastTransitionTime": created},
+        ],
+        "hostIP": "10.0.0.5",
+        "podIP": "10.244.1.17",
+        "startTime": created,
+        "containerStatuses": [
+            {
+                "name": "session",
+                "image": "registry.example.com/session-worker:0.1.0",
+                "imageID": "",
+                "ready": ready,
+                "restartCount": 3 if waiting == "CrashLoopBackOff" else 0,
+                "started": phase == "Running",
+                "state": state,
+            }
+        ],
+    }
+    if init_waiting:
+        status["initContainerStatuses"] = [
+            {
+                "name": "istio-init",
+                "image": "docker.io/istio/proxyv2:1.22.0",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": init_waiting}},
+            }
+        ]
+    if message:
+        status["message"] = message
+    if reason:
+        status["reason"] = reason
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "status": status}
+
+
+def scaled_object(
+    ready: str | None = "True",
+    reason: str | None = "ScaledObjectReady",
+    message: str | None = "ScaledObject is defined correctly and is ready for scaling",
+) -> dict[str, Any]:
+    """A ScaledObject as KEDA leaves it; ready=None: KEDA has not reported yet."""
+    body: dict[str, Any] = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(
+            "scaler", labels={**_labels("scaler"), "scaledobject.keda.sh/name": NAME}
+        ),
+        "spec": {
+            "scaleTargetRef": {"name": NAME},
+            "pollingInterval": 5,
+            "cooldownPeriod": 300,
+            "minReplicaCount": 0,
+            "maxReplicaCount": 1,
+            "triggers": [
+                {
+                    "type": "redis",
+                    "metadata": {"address": "redis:6379", "listName": QUEUE, "listLength": "1"},
+                    "authenticationRef": {"name": NAME},
+                }
+            ],
+        },
+    }
+    if ready is not None:
+        condition: dict[str, Any] = {"type": "Ready", "status": ready}
+        if reason is not None:
+            condition["reason"] = reason
+        if message is not None:
+            condition["message"] = message
+        body["status"] = {
+            "scaleTargetKind": "apps/v1.Deployment",
+            "scaleTargetGVKR": {"group": "apps", "kind": "Deployment", "resource": "deployments"},
+            "originalReplicaCount": 1,
+            "conditions": [
+                condition,
+                {"type": "Active", "status": "False", "reason": "ScalerNotActive"},
+                {"type": "Fallback", "status": "False", "reason": "NoFallbackFound"},
+                {"type": "Paused", "status": "Unknown"},
+            ],
+        }
+    return body
+
+
+def trigger_authentication() -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": _metadata("trigger-auth"),
+        "spec": {
+            "secretTargetRef": [{"parameter": "password", "name": "redis", "key": "password"}]
+        },
+    }
+
+
+_UNSET: Any = object()
+
+
+def observe(
+    *,
+    deployment_: Any = _UNSET,
+    scaled_object_: Any = _UNSET,
+    trigger_authentication_: Any = _UNSET,
+    **overrides: Any,
+) -> Observation:
+    """An Observation of a healthy sleeping session, fields overridden by keyword."""
+    fields: dict[str, Any] = {
+        "generation": 3,
+        "reconciled_generation": 3,
+        "deleting": False,
+        "suspend": False,
+        "queue_name": QUEUE,
+        "children": dict(CHILDREN),
+        "deployment": deployment() if deployment_ is _UNSET else deployment_,
+        "scaled_object": scaled_object() if scaled_object_ is _UNSET else scaled_object_,
+        "trigger_authentication": (
+            trigger_authentication()
+            if trigger_authentication_ is _UNSET
+            else trigger_authentication_
+        ),
+        "pods": (),
+        "queue_depth": 0,
+        "now": NOW,
+    }
+    fields.update(overrides)
+    return Observation(**fields)
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [c for c in status["conditions"] if c["type"] == type_]
+    assert len(found) == 1, status["conditions"]
+    return found[0]
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies a JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def as_served(status: dict[str, Any]) -> dict[str, Any]:
+    """The status as read back from the API server: plain JSON."""
+    served: dict[str, Any] = json.loads(json.dumps(status))
+    return served
+
+
+# -- phases -------------------------------------------------------------------
+
+
+def test_healthy_idle_session_is_sleeping() -> None:
+    status = compute_status(observe(), {})
+    assert status["phase"] == SLEEPING
+    assert status["replicas"] == 0
+    assert status["readyReplicas"] == 0
+    assert status["queueName"] == QUEUE
+    assert status["queueDepth"] == 0
+    assert status["children"] == CHILDREN
+    assert "pod" not in status
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", SLEEPING)
+    assert "scaled to zero" in ready["message"]
+
+
+def test_deleting_session_is_terminating_whatever_else_is_wrong() -> None:
+    obs = observe(
+        deleting=True,
+        reconcile_error="apply failed",
+        deployment_=None,
+        pods=[pod(waiting="CrashLoopBackOff", ready=False)],
+    )
+    status = compute_status(obs, {})
+    assert status["phase"] == TERMINATING
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", TERMINATING)
+
+
+def test_reconcile_error_is_degraded_with_the_error_as_message() -> None:
+    error = 'ScaledObject.keda.sh "alice" is invalid: spec.cooldownPeriod: must be >= 0'
+    status = compute_status(observe(reconcile_error=error, deployment_=None), {})
+    assert status["phase"] == DEGRADED
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "ReconcileFailed",
+        error,
+    )
+
+
+@pytest.mark.parametrize(
+    ("missing", "listed"),
+    [
+        ({"deployment_"}, "Deployment"),
+        ({"scaled_object_"}, "ScaledObject"),
+        ({"trigger_authentication_"}, "TriggerAuthentication"),
+        ({"deployment_", "trigger_authentication_"}, "Deployment, TriggerAuthentication"),
+        (
+            {"deployment_", "scaled_object_", "trigger_authentication_"},
+            "Deployment, ScaledObject, TriggerAuthentication",
+        ),
+    ],
+)
+def test_missing_children_are_pending_and_named(missing: set[str], listed: str) -> None:
+    status = compute_status(observe(**dict.fromkeys(missing)), {})
+    assert status["phase"] == PENDING
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ChildrenMissing")
+    assert ready["message"] == f"waiting for {listed} to exist"
+
+
+def test_pending_without_deployment_reports_zero_replicas() -> None:
+    status = compute_status(observe(deployment_=None), {})
+    assert (status["replicas"], status["readyReplicas"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("CrashLoopBackOff", "back-off 5m0s restarting failed container=session"),
+        ("ImagePullBackOff", 'Back-off pulling image "registry.example.com/nope:1"'),
+        ("ErrImagePull", "failed to pull and unpack image"),
+        ("CreateContainerConfigError", 'secret "redis" not found'),
+        ("InvalidImageName", 'Failed to apply default image tag "Bad Image"'),
+    ],
+)
+def test_stuck_container_is_degraded_with_its_reason(reason: str, message: str) -> None:
+    obs = observe(
+        deployment_=deployment(replicas=1),
+        pods=[
+            pod(
+                phase="Pending" if "Image" in reason else "Running",
+                ready=False,
+                waiting=reason,
+                waiting_message=message,
+            )
+        ],
+    )
+    status = compute_status(obs, {})
+    assert status["phase"] == DEGRADED
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == ("False", reason, message)
+
+
+def test_stuck_container_without_message_uses_the_reason() -> None:
+    obs = observe(
+        deployment_=deployment(replicas=1),
+        pods=[pod(ready=False, waiting="CrashLoopBackOff")],
+    )
+    ready = condition(compute_status(obs, {}), "Ready")
+    assert (ready["reason"], ready["message"]) == ("CrashLoopBackOff", "CrashLoopBackOff")
+
+
+def test_stuck_init_container_is_degraded() -> None:
+    # An injected init container (a service mesh, a secrets agent) that cannot
+    # start keeps the pod Pending for ever: that needs attention too.
+    obs = observe(
+        deployment_=deployment(replicas=1),
+        pods=[pod(phase="Pending", ready=False, init_waiting="ImagePullBackOff")],
+    )
+    status = compute_status(obs, {})
+    assert status["phase"] == DEGRADED
+    assert condition(status, "Ready")["reason"] == "ImagePullBackOff"
+
+
+def test_container_that_is_merely_starting_is_waking_not_degraded() -> None:
+    obs = observe(
+        deployment_=deployment(replicas=1),
+        pods=[pod(phase="Pending", ready=False, waiting="ContainerCreating")],
+    )
+    status = compute_status(obs, {})
+    assert status["phase"] == WAKING
+    assert status["pod"] == {"name": f"{NAME}-5d8f7c9b6d-x7k2p", "phase": "Pending", "ready": False}
+
+
+def test_failed_pod_is_degraded_with_its_message() -> None:
+    evicted = pod(
+        phase="Failed",
+        ready=False,
+        reason="Evicted",
+        message="The node was low on resource: memory.",
+    )
+    status = compute_status(observe(deployment_=deployment(replicas=1), pods=[evicted]), {})
+    assert status["phase"] == DEGRADED
+    ready = condition(status, "Ready")
+    assert (ready["reason"], ready["message"]) == (
+        "PodFailed",
+        "The node was low on resource: memory.",
+    )
+    assert status["pod"]["phase"] == "Failed"
+
+
+def test_failed_pod_without_message_names_the_pod() -> None:
+    failed = pod("alice-5d8f7c9b6d-zzzzz", phase="Failed", ready=False)
+    ready = condition(
+        compute_status(observe(deployment_=deployment(replicas=1), pods=[failed]), {}), "Ready"
+    )
+    assert ready["message"] == "pod alice-5d8f7c9b6d-zzzzz failed"
+
+
+def test_failed_pod_left_behind_at_zero_replicas_does_not_degrade_a_sleeping_session() -> None:
+    # ReplicaSets never delete Failed (e.g. evicted) pods; they linger until pod GC.
+    evicted = pod(phase="Failed", ready=False, reason="Evicted", message="low on memory")
+    status = compute_status(observe(deployment_=deployment(replicas=0), pods=[evicted]), {})
+    assert status["phase"] == SLEEPING
+    assert condition(status, "Ready")["status"] == "True"
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_replacement_speaks_for_the_session_not_the_evicted_pod(order: int) -> None:
+    # Eviction and replacement often share a creationTimestamp second.
+    evicted = pod("alice-old", phase="Failed", ready=False, created="2025-03-14T11:59:00Z")
+    replacement = pod("alice-new", phase="Pending", ready=False, created="2025-03-14T11:59:00Z")
+    obs = observe(deployment_=deployment(replicas=1), pods=[evicted, replacement][::order])
+    status = compute_status(obs, {})
+    assert status["phase"] == WAKING
+    assert status["pod"]["name"] == "alice-new"
+
+
+def test_progress_deadline_exceeded_is_degraded() -> None:
+    obs = observe(deployment_=deployment(replicas=1, progress_deadline_exceeded=True))
+    status = compute_status(obs, {})
+    assert status["phase"] == DEGRADED
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ProgressDeadlineExceeded")
+
+
+def test_suspended_session() -> None:
+    status = compute_status(observe(suspend=True), {})
+    assert status["phase"] == SUSPENDED
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", SUSPENDED)
+    assert "spec.suspend" in ready["message"]
+
+
+def test_suspended_but_crashing_is_degraded() -> None:
+    obs = observe(
+        suspend=True,
+        deployment_=deployment(replicas=1),
+        pods=[pod(ready=False, waiting="CrashLoopBackOff")],
+    )
+    assert compute_status(obs, {})["phase"] == DEGRADED
+
+
+def test_ready_pod_is_running() -> None:
+    running = pod("alice-5d8f7c9b6d-x7k2p")
+    status = compute_status(
+        observe(deployment_=deployment(replicas=1, ready=1), pods=[running], queue_depth=2), {}
+    )
+    assert status["phase"] == RUNNING
+    assert (status["replicas"], status["readyReplicas"]) == (1, 1)
+    assert status["pod"] == {"name": "alice-5d8f7c9b6d-x7k2p", "phase": "Running", "ready": True}
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", RUNNING)
+    assert "alice-5d8f7c9b6d-x7k2p" in ready["message"]
+
+
+def test_scaled_up_without_a_pod_is_waking() -> None:
+    status = compute_status(observe(deployment_=deployment(replicas=1), queue_depth=1), {})
+    assert status["phase"] == WAKING
+    assert status["replicas"] == 1
+    assert "pod" not in status
+    assert condition(status, "Ready")["status"] == "False"
+
+
+def test_running_pod_that_is_not_ready_yet_is_waking() -> None:
+    obs = observe(deployment_=deployment(replicas=1), pods=[pod(ready=False)])
+    status = compute_status(obs, {})
+    assert status["phase"] == WAKING
+    assert status["pod"]["ready"] is False
+
+
+def test_terminating_pod_is_ignored() -> None:
+    leaving = pod(deleting=True)  # still Ready while it shuts down
+    status = compute_status(observe(deployment_=deployment(replicas=0), pods=[leaving]), {})
+    assert status["phase"] == SLEEPING
+    assert "pod" not in status
+
+
+def test_terminating_ready_pod_does_not_hide_its_successor() -> None:
+    leaving = pod("alice-old", deleting=True, created="2025-03-14T11:00:00Z")
+    starting = pod("alice-new", phase="Pending", ready=False, created="2025-03-14T11:59:00Z")
+    obs = observe(deployment_=deployment(replicas=1), pods=[leaving, starting])
+    status = compute_status(obs, {})
+    assert status["phase"] == WAKING
+    assert status["pod"]["name"] == "alice-new"
+
+
+def test_ready_pod_is_preferred_over_a_newer_unready_one() -> None:
+    old_ready = pod("alice-a", created="2025-03-14T11:00:00Z")
+    new_unready = pod("alice-b", ready=False, created="2025-03-14T11:59:00Z")
+    status = compute_status(
+        observe(deployment_=deployment(replicas=1, ready=1), pods=[new_unready, old_ready]), {}
+    )
+    assert status["phase"] == RUNNING
+    assert status["pod"]["name"] == "alice-a"
+
+
+_SCENARIOS: dict[str, Observation] = {
+    TERMINATING: observe(deleting=True),
+    DEGRADED: observe(reconcile_error="boom"),
+    PENDING: observe(deployment_=None),
+    SUSPENDED: observe(suspend=True),
+    RUNNING: observe(deployment_=deployment(replicas=1, ready=1), pods=[pod()]),
+    WAKING: observe(deployment_=deployment(replicas=1)),
+    SLEEPING: observe(),
+}
+
+
+@pytest.mark.parametrize("phase", list(_SCENARIOS))
+def test_ready_condition_is_true_only_when_running_or_sleeping(phase: str) -> None:
+    status = compute_status(_SCENARIOS[phase], {})
+    assert status["phase"] == phase
+    ready = condition(status, "Ready")
+    if phase in (RUNNING, SLEEPING):
+        assert (ready["status"], ready["reason"]) == ("True", phase)
+    else:
+        assert ready["status"] == "False"
+    assert ready["message"]
+
+
+# -- conditions over time -----------------------------------------------------
+
+
+def test_conditions_are_stamped_with_now_the_first_time() -> None:
+    status = compute_status(observe(), {})
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "RedisReachable", "ScalerReady"]
+    for c in status["conditions"]:
+        assert c["lastTransitionTime"] == "2025-03-14T12:00:00Z"
+        assert c["observedGeneration"] == 3
+
+
+def test_transition_time_is_kept_while_status_holds_and_renewed_when_it_flips() -> None:
+    t1, t2, t3 = (NOW + dt.timedelta(minutes=m) for m in (5, 10, 15))
+    sleeping = compute_status(observe(), {})
+
+    # Sleeping -> Running: Ready stays True, so only reason and message move.
+    running = compute_status(
+        observe(deployment_=deployment(replicas=1, ready=1), pods=[pod()], now=t1), sleeping
+    )
+    ready = condition(running, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", RUNNING)
+    assert ready["lastTransitionTime"] == ts(NOW)
+
+    # Running -> Waking (the pod went unready): Ready flips to False.
+    waking = compute_status(
+        observe(deployment_=deployment(replicas=1), pods=[pod(ready=False)], now=t2), running
+    )
+    assert condition(waking, "Ready")["status"] == "False"
+    assert condition(waking, "Ready")["lastTransitionTime"] == ts(t2)
+    # The other conditions did not change.
+    assert condition(waking, "RedisReachable")["lastTransitionTime"] == ts(NOW)
+    assert condition(waking, "ScalerReady")["lastTransitionTime"] == ts(NOW)
+
+    # ...and back to True.
+    again = compute_status(
+        observe(deployment_=deployment(replicas=1, ready=1), pods=[pod()], now=t3), waking
+    )
+    assert condition(again, "Ready")["lastTransitionTime"] == ts(t3)
+
+
+def test_condition_without_transition_time_gets_one() -> None:
+    previous = {"conditions": [{"type": "Ready", "status": "True", "reason": "Sleeping"}]}
+    status = compute_status(observe(), previous)
+    assert condition(status, "Ready")["lastTransitionTime"] == ts(NOW)
+
+
+def test_observed_generation_comes_from_the_reconciled_generation() -> None:
+    previous = compute_status(observe(reconciled_generation=2), {})
+    status = compute_status(observe(generation=4, reconciled_generation=4), previous)
+    assert status["observedGeneration"] == 4
+    assert {c["observedGeneration"] for c in status["conditions"]} == {4}
+
+
+def test_observed_generation_is_kept_until_a_reconcile_succeeds() -> None:
+    previous = compute_status(observe(reconciled_generation=2), {})
+    status = compute_status(observe(generation=3, reconciled_generation=None), previous)
+    assert status["observedGeneration"] == 2
+    assert {c["observedGeneration"] for c in status["conditions"]} == {2}
+
+
+def test_observed_generation_absent_before_any_reconcile() -> None:
+    status = compute_status(observe(reconciled_generation=None), {})
+    assert "observedGeneration" not in status
+    assert all("observedGeneration" not in c for c in status["conditions"])
+
+
+# -- queue depth and Redis --------------------------------------------------------
+
+
+def test_queue_depth_is_reported() -> None:
+    assert compute_status(observe(queue_depth=7), {"queueDepth": 3})["queueDepth"] == 7
+    assert compute_status(observe(queue_depth=0), {"queueDepth": 3})["queueDepth"] == 0
+
+
+def test_queue_depth_falls_back_to_the_previous_value() -> None:
+    assert compute_status(observe(queue_depth=None), {"queueDepth": 4})["queueDepth"] == 4
+    assert "queueDepth" not in compute_status(observe(queue_depth=None), {})
+
+
+def test_redis_reachable_after_a_poll() -> None:
+    redis = condition(compute_status(observe(queue_depth=0), {}), "RedisReachable")
+    assert (redis["status"], redis["reason"]) == ("True", "QueuePolled")
+    assert QUEUE in redis["message"]
+
+
+def test_redis_error_is_reported_and_the_last_depth_kept() -> None:
+    error = "Error 111 connecting to redis.platform.svc:6379. Connection refused."
+    status = compute_status(
+        observe(queue_depth=None, redis_error=error, now=NOW + dt.timedelta(seconds=10)),
+        compute_status(observe(queue_depth=5), {}),
+    )
+    redis = condition(status, "RedisReachable")
+    assert (redis["status"], redis["reason"], redis["message"]) == ("False", "RedisError", error)
+    assert redis["lastTransitionTime"] == ts(NOW + dt.timedelta(seconds=10))
+    assert status["queueDepth"] == 5
+
+
+def test_redis_unknown_before_the_first_poll() -> None:
+    redis = condition(compute_status(observe(queue_depth=None), {}), "RedisReachable")
+    assert (redis["status"], redis["reason"]) == ("Unknown", "NotPolledYet")
+
+
+@pytest.mark.parametrize("error", [None, "timeout"])
+def test_redis_condition_unchanged_between_polls(error: str | None) -> None:
+    polled = compute_status(observe(queue_depth=None if error else 2, redis_error=error), {})
+    later = compute_status(
+        observe(queue_depth=None, reconciled_generation=4, now=NOW + dt.timedelta(minutes=3)),
+        polled,
+    )
+    assert condition(later, "RedisReachable") == condition(polled, "RedisReachable")
+
+
+def test_redis_recovery_flips_the_condition_back() -> None:
+    failed = compute_status(observe(queue_depth=None, redis_error="timeout"), {})
+    later = NOW + dt.timedelta(minutes=2)
+    redis = condition(compute_status(observe(queue_depth=0, now=later), failed), "RedisReachable")
+    assert (redis["status"], redis["lastTransitionTime"]) == ("True", ts(later))
+
+
+# -- ScalerReady ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ready", "reason", "message"),
+    [
+        ("True", "ScaledObjectReady", "ScaledObject is defined correctly and is ready"),
+        ("False", "ScaledObjectCheckFailed", "ScaledObject doesn't have correct triggers"),
+        ("Unknown", "ScaledObjectUnknown", "not checked yet"),
+    ],
+)
+def test_scaler_ready_mirrors_keda(ready: str, reason: str, message: str) -> None:
+    obs = observe(scaled_object_=scaled_object(ready, reason, message))
+    scaler = condition(compute_status(obs, {}), "ScalerReady")
+    assert (scaler["status"], scaler["reason"], scaler["message"]) == (ready, reason, message)
+
+
+@pytest.mark.parametrize(("ready", "fallback"), [("True", "KedaReady"), ("False", "KedaNotReady")])
+def test_scaler_reason_fallback_matches_the_status(ready: str, fallback: str) -> None:
+    obs = observe(scaled_object_=scaled_object(ready, reason=None, message=None))
+    scaler = condition(compute_status(obs, {}), "ScalerReady")
+    assert (scaler["status"], scaler["reason"], scaler["message"]) == (ready, fallback, "")
+
+
+def test_scaler_freshly_initialised_by_keda_is_unknown_not_ready() -> None:
+    # KEDA initialises its conditions as Unknown with neither reason nor message.
+    obs = observe(scaled_object_=scaled_object("Unknown", reason=None, message=None))
+    scaler = condition(compute_status(obs, {}), "ScalerReady")
+    assert scaler["status"] == "Unknown"
+    assert scaler["reason"] != "KedaReady"
+
+
+def test_scaler_without_status_is_unknown() -> None:
+    obs = observe(scaled_object_=scaled_object(ready=None))
+    scaler = condition(compute_status(obs, {}), "ScalerReady")
+    assert (scaler["status"], scaler["reason"]) == ("Unknown", "NoScalerStatus")
+
+
+def test_scaler_with_only_other_conditions_is_unknown() -> None:
+    body = scaled_object()
+    body["status"]["conditions"] = [c for c in body["status"]["conditions"] if c["type"] != "Ready"]
+    scaler = condition(compute_status(observe(scaled_object_=body), {}), "ScalerReady")
+    assert (scaler["status"], scaler["reason"]) == ("Unknown", "NoScalerStatus")
+
+
+def test_scaler_missing_is_unknown() -> None:
+    scaler = condition(compute_status(observe(scaled_object_=None), {}), "ScalerReady")
+    assert (scaler["status"], scaler["reason"]) == ("Unknown", "NoScalerStatus")
+
+
+# -- lastActivityTime ------------------------------------------------------------
+
+
+def test_non_empty_queue_is_activity() -> None:
+    status = compute_status(observe(deployment_=deployment(replicas=1), queue_depth=3), {})
+    assert status["lastActivityTime"] == ts(NOW)
+
+
+def test_running_pod_is_activity_even_with_an_empty_queue() -> None:
+    obs = observe(deployment_=deployment(replicas=1), pods=[pod(ready=False)], queue_depth=0)
+    assert compute_status(obs, {})["lastActivityTime"] == ts(NOW)
+
+
+def test_pending_pod_and_empty_queue_is_not_activity() -> None:
+    obs = observe(deployment_=deployment(replicas=1), pods=[pod(phase="Pending", ready=False)])
+    assert "lastActivityTime" not in compute_status(obs, {})
+
+
+@pytest.mark.parametrize(
+    ("age", "kept"),
+    [
+        (dt.timedelta(0), True),
+        (dt.timedelta(seconds=30), True),
+        (ACTIVITY_RESOLUTION - dt.timedelta(seconds=1), True),
+        (ACTIVITY_RESOLUTION, False),
+        (dt.timedelta(minutes=5), False),
+    ],
+)
+def test_busy_session_refreshes_activity_at_most_once_per_resolution(
+    age: dt.timedelta, kept: bool
+) -> None:
+    previous = {"lastActivityTime": ts(NOW - age)}
+    status = compute_status(observe(deployment_=deployment(replicas=1), queue_depth=1), previous)
+    assert status["lastActivityTime"] == (ts(NOW - age) if kept else ts(NOW))
+
+
+@pytest.mark.parametrize("previous", [{}, {"lastActivityTime": "2025-03-01T08:00:00Z"}])
+def test_idle_session_keeps_its_last_activity(previous: dict[str, Any]) -> None:
+    status = compute_status(observe(queue_depth=0), previous)
+    assert status.get("lastActivityTime") == previous.get("lastActivityTime")
+
+
+def test_unparsable_activity_time_is_replaced_when_busy() -> None:
+    status = compute_status(observe(queue_depth=1), {"lastActivityTime": "yesterday"})
+    assert status["lastActivityTime"] == ts(NOW)
+
+
+def test_activity_time_without_offset_is_read_as_utc() -> None:
+    # The CRD's date-time format admits a time without an offset; it must not crash.
+    recent = (NOW - dt.timedelta(seconds=20)).strftime("%Y-%m-%dT%H:%M:%S")
+    stale = (NOW - dt.timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert (
+        compute_status(observe(queue_depth=1), {"lastActivityTime": recent})["lastActivityTime"]
+        == recent
+    )
+    assert compute_status(observe(queue_depth=1), {"lastActivityTime": stale})[
+        "lastActivityTime"
+    ] == ts(NOW)
+
+
+def test_activity_time_in_the_future_is_replaced_when_busy() -> None:
+    future = ts(NOW + dt.timedelta(days=30))
+    status = compute_status(observe(queue_depth=1), {"lastActivityTime": future})
+    assert status["lastActivityTime"] == ts(NOW)
+
+
+# -- status_patch ------------------------------------------------------------------
+
+
+def test_no_patch_for_equal_status() -> None:
+    status = compute_status(observe(), {})
+    assert status_patch(status, copy.deepcopy(status)) is None
+    assert status_patch({}, {}) is None
+
+
+def test_patch_holds_only_changed_keys() -> None:
+    previous = compute_status(observe(), {})
+    desired = copy.deepcopy(previous)
+    desired["queueDepth"] = 9
+    desired["phase"] = WAKING
+    assert status_patch(previous, desired) == {"queueDepth": 9, "phase": WAKING}
+
+
+def test_patch_removes_keys_with_none() -> None:
+    previous = {"phase": RUNNING, "pod": {"name": "p", "phase": "Running", "ready": True}}
+    assert status_patch(previous, {"phase": SLEEPING}) == {"phase": SLEEPING, "pod": None}
+
+
+def test_patch_adds_new_keys() -> None:
+    assert status_patch({"phase": SLEEPING}, {"phase": SLEEPING, "queueDepth": 0}) == {
+        "queueDepth": 0
+    }
+
+
+def test_patch_replaces_lists_whole() -> None:
+    previous = {"conditions": [{"type": "Ready", "status": "True"}, {"type": "X", "status": "U"}]}
+    desired = {"conditions": [{"type": "Ready", "status": "False"}]}
+    assert status_patch(previous, desired) == desired
+
+
+def test_patch_removes_keys_inside_changed_objects() -> None:
+    # A merge patch merges objects, so a key dropped inside one must be nulled.
+    previous = {"children": {"deployment": "a", "scaledObject": "a", "legacyService": "a"}}
+    desired = {"children": {"deployment": "b", "scaledObject": "b"}}
+    patch = status_patch(previous, desired)
+    assert patch is not None
+    assert merge_patch(previous, patch) == desired
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (_SCENARIOS[SLEEPING], _SCENARIOS[RUNNING]),
+        (_SCENARIOS[RUNNING], _SCENARIOS[SLEEPING]),
+        (_SCENARIOS[RUNNING], _SCENARIOS[PENDING]),
+        (_SCENARIOS[WAKING], _SCENARIOS[TERMINATING]),
+        (_SCENARIOS[SUSPENDED], _SCENARIOS[DEGRADED]),
+    ],
+)
+def test_applying_the_patch_yields_the_desired_status(
+    before: Observation, after: Observation
+) -> None:
+    previous = as_served(compute_status(before, {}))
+    desired = compute_status(after, previous)
+    patch = status_patch(previous, desired)
+    assert patch is not None
+    assert merge_patch(previous, patch) == desired
+
+
+# -- the zero-writes property of idle sessions -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        dt.timedelta(seconds=1),
+        dt.timedelta(seconds=30),
+        dt.timedelta(seconds=59),
+        dt.timedelta(seconds=61),
+        dt.timedelta(minutes=10),
+        dt.timedelta(days=3),
+    ],
+)
+@pytest.mark.parametrize("depth_later", [0, None], ids=["polled", "between-polls"])
+@pytest.mark.parametrize("once_busy", [False, True], ids=["never-busy", "once-busy"])
+def test_idle_session_needs_no_status_write(
+    later: dt.timedelta, depth_later: int | None, once_busy: bool
+) -> None:
+    start: dict[str, Any] = (
+        {"lastActivityTime": ts(NOW - dt.timedelta(hours=1))} if once_busy else {}
+    )
+    first = compute_status(observe(), start)
+    assert status_patch(start, first) is not None
+    written = as_served(first)
+    second = compute_status(observe(queue_depth=depth_later, now=NOW + later), written)
+    assert status_patch(written, second) is None
+
+
+def test_busy_session_writes_at_most_once_per_resolution() -> None:
+    def busy(at: dt.datetime) -> Observation:
+        return observe(
+            deployment_=deployment(replicas=1, ready=1), pods=[pod()], queue_depth=0, now=at
+        )
+
+    written = as_served(compute_status(busy(NOW), {}))
+    assert (
+        status_patch(written, compute_status(busy(NOW + dt.timedelta(seconds=30)), written)) is None
+    )
+    later = NOW + dt.timedelta(seconds=61)
+    assert status_patch(written, compute_status(busy(later), written)) == {
+        "lastActivityTime": ts(later)
+    }
