@@ -13,7 +13,7 @@ from prometheus_client import start_http_server
 
 from . import metrics
 from .controller import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH, Controller
-from .kube import Kube, load_api_client
+from .kube import Kube, connection_info, load_api_client
 from .model import GROUP, PLURAL, VERSION
 from .names import MANAGED_BY_SELECTOR
 from .settings import OperatorSettings
@@ -37,6 +37,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Events only for what needs a human; a success event per reconcile is an
     # API write per reconcile.
     settings.posting.level = logging.WARNING
+    if config.log_level != "DEBUG":
+        # kopf logs a line per handled watch event; with pods and Deployments
+        # watched that drowns the operator's own messages.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     controller = Controller(config, Kube(await asyncio.to_thread(load_api_client)))
     memo["controller"] = controller
     memo["poller"] = asyncio.create_task(controller.poll_forever(), name="redis-poller")
@@ -52,6 +56,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config.redis.address,
         config.poll_interval_seconds,
     )
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    return connection_info()
 
 
 @kopf.on.cleanup()

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import kopf
 from kubernetes import client, config
 from kubernetes.client import ApiException
 
@@ -46,6 +47,28 @@ def load_api_client() -> client.ApiClient:
         config_file=os.environ.get("KUBECONFIG") or None
     )
     return api_client
+
+
+def connection_info() -> kopf.ConnectionInfo:
+    """kopf's credentials, from the very configuration our own client uses.
+
+    kopf's built-in login goes through the client library's default kubeconfig
+    path, which is frozen when the library is imported; this one is not.
+    """
+    conf = load_api_client().configuration
+    header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=conf.host,
+        ca_path=conf.ssl_ca_cert,
+        insecure=not conf.verify_ssl,
+        certificate_path=conf.cert_file,
+        private_key_path=conf.key_file,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token or None,
+    )
 
 
 class Kube:

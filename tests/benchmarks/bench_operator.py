@@ -1,0 +1,143 @@
+"""Benchmark: time from apply to Ready, and API writes an idle session costs.
+
+Run: .venv/bin/python tests/benchmarks/bench_operator.py [--sessions 100] [--idle-minutes 10]
+
+Starts its own local cluster and the real operator, prints numbers, asserts
+nothing about them (timing goals live here, not in tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+
+from kopf.testing import KopfRunner
+from kubernetes import client, config
+
+from usersession_operator.localcluster import LocalCluster
+from usersession_operator.localcluster.cluster import free_port, wait_for
+from usersession_operator.localcluster.manifests import install_crds
+from usersession_operator.model import GROUP, PLURAL, VERSION
+
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
+OURS = {"usersessions", "deployments", "scaledobjects", "triggerauthentications", "events"}
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def api_writes(cluster: LocalCluster) -> Counter[str]:
+    """API-server writes by resource/subresource, for the kinds the operator touches."""
+    counts: Counter[str] = Counter()
+    for line in cluster.api("GET", "/metrics").splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in OURS:
+            key = labels["resource"] + (
+                f"/{labels['subresource']}" if labels.get("subresource") else ""
+            )
+            counts[key] += int(float(match["value"]))
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--idle-minutes", type=float, default=10)
+    args = parser.parse_args()
+
+    with LocalCluster() as cluster:
+        install_crds(cluster)
+        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+        os.environ.update(
+            {
+                "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
+                "USERSESSION_METRICS_PORT": str(free_port()),
+                "USERSESSION_LIVENESS_PORT": str(free_port()),
+            }
+        )
+        api = client.CustomObjectsApi(
+            config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        )
+        core = client.CoreV1Api(api.api_client)
+        ns = f"bench-{uuid.uuid4().hex[:6]}"
+        core.create_namespace({"metadata": {"name": ns}})
+        core.create_namespaced_secret(
+            ns,
+            {
+                "metadata": {"name": "redis-auth"},
+                "stringData": {"password": cluster.redis_password},
+            },
+        )
+
+        def create(name: str) -> None:
+            api.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                PLURAL,
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "UserSession",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "userId": f"{name}@example.com",
+                        "workload": {"image": "example.com/w:1"},
+                    },
+                },
+            )
+
+        def ready_count() -> int:
+            items = api.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+            return sum(
+                any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in (i.get("status") or {}).get("conditions", [])
+                )
+                for i in items
+            )
+
+        with KopfRunner(
+            ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"], timeout=60
+        ):
+            time.sleep(2)  # let the watches start
+            start = time.monotonic()
+            create("single")
+            wait_for(lambda: ready_count() == 1, timeout=60, interval=0.05)
+            single = time.monotonic() - start
+
+            start = time.monotonic()
+            for i in range(args.sessions):
+                create(f"s{i:04d}")
+            created = time.monotonic() - start
+            wait_for(lambda: ready_count() == args.sessions + 1, timeout=600, interval=0.2)
+            many = time.monotonic() - start
+
+            time.sleep(15)  # the last polls and child events settle
+            before = api_writes(cluster)
+            idle_seconds = args.idle_minutes * 60
+            time.sleep(idle_seconds)
+            after = api_writes(cluster)
+
+        idle = after - before
+        total_sessions = args.sessions + 1
+        print(f"apply -> Ready, one session:             {single:.2f} s")
+        print(
+            f"apply -> Ready, {args.sessions} sessions (all Ready): {many:.2f} s "
+            f"(creating them took {created:.2f} s)"
+        )
+        print(
+            f"idle for {args.idle_minutes:g} min with {total_sessions} sessions: "
+            f"{sum(idle.values())} API writes ({dict(idle) or 'none'}), "
+            f"{sum(idle.values()) / total_sessions:.3f} per session"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
