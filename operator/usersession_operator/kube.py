@@ -79,8 +79,10 @@ class Kube:
 
     # -- children ----------------------------------------------------------
 
-    def apply(self, body: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
-        """Server-side apply under `manager`, taking over fields someone else edited (drift)."""
+    def apply(
+        self, body: Mapping[str, Any], manager: str = FIELD_MANAGER, force: bool = True
+    ) -> dict[str, Any]:
+        """Server-side apply under `manager`; `force` takes back fields others edited (drift)."""
         group, version, plural = _RESOURCES[body["kind"]]
         meta = body["metadata"]
         response = self.custom.patch_namespaced_custom_object(
@@ -91,7 +93,7 @@ class Kube:
             meta["name"],
             dict(body),
             field_manager=manager,
-            force=True,
+            force=force,
             _content_type=_APPLY,
             _preload_content=False,  # the generated client drops the body of a 201 (create)
         )
@@ -133,26 +135,15 @@ class Kube:
         return live
 
     def _release_seed(self, seed: Mapping[str, Any]) -> None:
-        group, version, plural = _RESOURCES["Deployment"]
-        meta = seed["metadata"]
         try:
-            self.custom.patch_namespaced_custom_object(
-                group,
-                version,
-                meta["namespace"],
-                plural,
-                meta["name"],
-                dict(seed),
-                field_manager=SEED_MANAGER,
-                force=False,
-                _content_type=_APPLY,
-                _preload_content=False,
-            )
+            self.apply(seed, SEED_MANAGER, force=False)
         except ApiException as exc:
             if exc.status != 409:
                 raise
             # Someone (KEDA) already scaled it: replicas is theirs, the seed lets go of all.
-            empty = {k: seed[k] for k in ("apiVersion", "kind")} | {"metadata": dict(meta)}
+            empty = {k: seed[k] for k in ("apiVersion", "kind")} | {
+                "metadata": dict(seed["metadata"])
+            }
             self.apply(empty, SEED_MANAGER)
 
     # -- the UserSession -----------------------------------------------------

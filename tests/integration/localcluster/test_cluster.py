@@ -135,37 +135,29 @@ def test_garbage_collector_deletes_dependents(api_client: client.ApiClient, name
     wait_for(dependent_gone, timeout=60)
 
 
+def _widget(name: str, size: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "proof.example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": {"size": size},
+        **extra,
+    }
+
+
 def test_crd_schema_status_subresource_and_printer_columns(
     widgets: client.CustomObjectsApi, cluster: LocalCluster, namespace: str
 ) -> None:
+    group, version, plural = "proof.example.com", "v1", "widgets"
     with pytest.raises(ApiException) as rejected:
         widgets.create_namespaced_custom_object(
-            "proof.example.com",
-            "v1",
-            namespace,
-            "widgets",
-            {
-                "apiVersion": "proof.example.com/v1",
-                "kind": "Widget",
-                "metadata": {"name": "bad"},
-                "spec": {"size": 0},
-            },
+            group, version, namespace, plural, _widget("bad", 0)
         )
     assert rejected.value.status == 422
     assert "spec.size" in rejected.value.body
 
     widgets.create_namespaced_custom_object(
-        "proof.example.com",
-        "v1",
-        namespace,
-        "widgets",
-        {
-            "apiVersion": "proof.example.com/v1",
-            "kind": "Widget",
-            "metadata": {"name": "good"},
-            "spec": {"size": 3},
-            "status": {"seen": "ignored"},
-        },
+        group, version, namespace, plural, _widget("good", 3, status={"seen": "ignored"})
     )
     good = widgets.get_namespaced_custom_object(
         "proof.example.com", "v1", namespace, "widgets", "good"
