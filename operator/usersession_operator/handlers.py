@@ -77,7 +77,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.probe(id="redis_poll_age_seconds")
-def poll_age(memo: kopf.Memo, **_: Any) -> float | None:
+async def poll_age(memo: kopf.Memo, **_: Any) -> float | None:
     controller: Controller | None = memo.get("controller")
     if controller is None or controller.last_poll is None:
         return None
@@ -109,8 +109,10 @@ async def deleted(
     await memo["controller"].cleanup(body, runtime, retry)
 
 
+# Async on purpose, like every handler touching the controller's state: kopf runs
+# sync handlers in worker threads, and the state is only safe on the event loop.
 @kopf.on.event(*SESSIONS)
-def session_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def session_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.session_event(event.get("type"), event["object"])

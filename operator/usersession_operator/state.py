@@ -97,7 +97,10 @@ def _key(body: Mapping[str, Any]) -> Key:
 
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     # kopf hands out live views; keep plain data that later events cannot mutate.
-    return {k: _plain(v) for k, v in body.items()}
+    # managedFields is most of an object's size and nothing here reads it.
+    snapshot = {k: _plain(v) for k, v in body.items()}
+    snapshot.get("metadata", {}).pop("managedFields", None)
+    return snapshot
 
 
 def _plain(value: Any) -> Any:
