@@ -121,8 +121,16 @@ def main() -> int:
             time.sleep(15)  # the last polls and child events settle
             before = api_writes(cluster)
             idle_seconds = args.idle_minutes * 60
+            idle_from = time.time()
             time.sleep(idle_seconds)
             after = api_writes(cluster)
+            # Who wrote the events: the operator, or the control plane about itself?
+            idle_events = Counter(
+                f"{e.source.component or e.reporting_component}/{e.reason}"
+                for e in core.list_event_for_all_namespaces().items
+                if (e.last_timestamp or e.event_time or e.metadata.creation_timestamp).timestamp()
+                >= idle_from
+            )
 
         idle = after - before
         total_sessions = args.sessions + 1
@@ -136,6 +144,7 @@ def main() -> int:
             f"{sum(idle.values())} API writes ({dict(idle) or 'none'}), "
             f"{sum(idle.values()) / total_sessions:.3f} per session"
         )
+        print(f"events during the idle period, by source/reason: {dict(idle_events) or 'none'}")
     return 0
 
 

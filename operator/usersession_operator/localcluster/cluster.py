@@ -113,8 +113,7 @@ class LocalCluster:
 
     def _start(self) -> None:
         bin_dir = assets.control_plane_dir()
-        logs = self.workdir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._pki = pki = make_pki(self.workdir / "pki")
         self.kubeconfig.write_text(json.dumps(_kubeconfig(self.server, pki), indent=2))
         self.kubeconfig.chmod(0o600)
@@ -123,134 +122,75 @@ class LocalCluster:
 
         self.start_redis()
         etcd_port, etcd_peer = free_port(), free_port()
-        etcd = self._add(
-            Component(
-                "etcd",
-                [
-                    str(bin_dir / "etcd"),
-                    "--data-dir",
-                    str(self.workdir / "etcd"),
-                    "--listen-client-urls",
-                    f"http://127.0.0.1:{etcd_port}",
-                    "--advertise-client-urls",
-                    f"http://127.0.0.1:{etcd_port}",
-                    "--listen-peer-urls",
-                    f"http://127.0.0.1:{etcd_peer}",
-                    "--initial-advertise-peer-urls",
-                    f"http://127.0.0.1:{etcd_peer}",
-                    "--initial-cluster",
-                    f"default=http://127.0.0.1:{etcd_peer}",
-                    "--listen-metrics-urls",
-                    f"http://127.0.0.1:{free_port()}",
-                    # A test cluster's data is disposable; fsync would only slow it down.
-                    "--unsafe-no-fsync",
-                    "--log-level",
-                    "warn",
-                ],
-                logs,
-            )
-        )
+        etcd_flags: dict[str, object] = {
+            "--data-dir": self.workdir / "etcd",
+            "--listen-client-urls": f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls": f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls": f"http://127.0.0.1:{etcd_peer}",
+            "--initial-advertise-peer-urls": f"http://127.0.0.1:{etcd_peer}",
+            "--initial-cluster": f"default=http://127.0.0.1:{etcd_peer}",
+            "--listen-metrics-urls": f"http://127.0.0.1:{free_port()}",
+            # A test cluster's data is disposable; fsync would only slow it down.
+            "--unsafe-no-fsync": "true",
+            "--log-level": "warn",
+        }
+        etcd = self._launch("etcd", bin_dir, etcd_flags)
         etcd.wait_until(lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
 
-        apiserver = self._add(
-            Component(
-                "kube-apiserver",
-                [
-                    str(bin_dir / "kube-apiserver"),
-                    "--etcd-servers",
-                    f"http://127.0.0.1:{etcd_port}",
-                    "--bind-address",
-                    "127.0.0.1",
-                    "--advertise-address",
-                    "127.0.0.1",
-                    "--secure-port",
-                    str(self.api_port),
-                    "--tls-cert-file",
-                    str(pki.server_cert),
-                    "--tls-private-key-file",
-                    str(pki.server_key),
-                    "--client-ca-file",
-                    str(pki.ca_cert),
-                    "--authorization-mode",
-                    "RBAC",
-                    "--service-account-issuer",
-                    "https://kubernetes.default.svc.cluster.local",
-                    "--service-account-key-file",
-                    str(pki.sa_pub),
-                    "--service-account-signing-key-file",
-                    str(pki.sa_key),
-                    "--service-cluster-ip-range",
-                    SERVICE_CIDR,
-                    "--allow-privileged=true",
-                    "--cert-dir",
-                    str(self.workdir / "apiserver-certs"),
-                    # The only address is loopback, which the Endpoints API refuses;
-                    # nothing runs in-cluster that would need the kubernetes Service.
-                    "--endpoint-reconciler-type",
-                    "none",
-                ],
-                logs,
-            )
-        )
+        apiserver_flags: dict[str, object] = {
+            "--etcd-servers": f"http://127.0.0.1:{etcd_port}",
+            "--bind-address": "127.0.0.1",
+            "--advertise-address": "127.0.0.1",
+            "--secure-port": self.api_port,
+            "--tls-cert-file": pki.server_cert,
+            "--tls-private-key-file": pki.server_key,
+            "--client-ca-file": pki.ca_cert,
+            "--authorization-mode": "RBAC",
+            "--service-account-issuer": "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file": pki.sa_pub,
+            "--service-account-signing-key-file": pki.sa_key,
+            "--service-cluster-ip-range": SERVICE_CIDR,
+            "--allow-privileged": "true",
+            "--cert-dir": self.workdir / "apiserver-certs",
+            # The only address is loopback, which the Endpoints API refuses;
+            # nothing runs in-cluster that would need the kubernetes Service.
+            "--endpoint-reconciler-type": "none",
+        }
+        apiserver = self._launch("kube-apiserver", bin_dir, apiserver_flags)
         apiserver.wait_until(lambda: self._api_ok("/readyz"), 120, "ready")
 
-        kubeconfig = str(self.kubeconfig)
         kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
-        kcm = self._add(
-            Component(
-                "kube-controller-manager",
-                [
-                    str(bin_dir / "kube-controller-manager"),
-                    "--kubeconfig",
-                    kubeconfig,
-                    "--bind-address",
-                    "127.0.0.1",
-                    "--secure-port",
-                    str(kcm_port),
-                    "--leader-elect=false",
-                    "--service-account-private-key-file",
-                    str(pki.sa_key),
-                    "--root-ca-file",
-                    str(pki.ca_cert),
-                    "--cluster-cidr",
-                    "10.244.0.0/16",
-                ],
-                logs,
-            )
-        )
-        scheduler = self._add(
-            Component(
-                "kube-scheduler",
-                [
-                    str(bin_dir / "kube-scheduler"),
-                    "--kubeconfig",
-                    kubeconfig,
-                    "--bind-address",
-                    "127.0.0.1",
-                    "--secure-port",
-                    str(sched_port),
-                    "--leader-elect=false",
-                ],
-                logs,
-            )
-        )
-        kwok_argv = [
-            str(bin_dir / "kwok"),
-            "--kubeconfig",
-            kubeconfig,
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector",
-            f"{FAKE_NODE_ANNOTATION}=fake",
-            "--server-address",
-            f"127.0.0.1:{kwok_port}",
-            "--cidr",
-            "10.244.0.0/16",
-            "--node-ip",
-            "127.0.0.1",
-        ]
-        for stage in assets.kwok_stages(bin_dir):
-            kwok_argv += ["--config", str(stage)]
-        kwok = self._add(Component("kwok", kwok_argv, logs, env={"HOME": str(self.workdir)}))
+        kcm_flags: dict[str, object] = {
+            "--kubeconfig": self.kubeconfig,
+            "--bind-address": "127.0.0.1",
+            "--secure-port": kcm_port,
+            "--leader-elect": "false",
+            "--service-account-private-key-file": pki.sa_key,
+            "--root-ca-file": pki.ca_cert,
+            "--cluster-cidr": "10.244.0.0/16",
+        }
+        kcm = self._launch("kube-controller-manager", bin_dir, kcm_flags)
+        scheduler_flags: dict[str, object] = {
+            "--kubeconfig": self.kubeconfig,
+            "--bind-address": "127.0.0.1",
+            "--secure-port": sched_port,
+            "--leader-elect": "false",
+        }
+        scheduler = self._launch("kube-scheduler", bin_dir, scheduler_flags)
+        kwok_flags: dict[str, object] = {
+            "--kubeconfig": self.kubeconfig,
+            "--manage-all-nodes": "false",
+            "--manage-nodes-with-annotation-selector": f"{FAKE_NODE_ANNOTATION}=fake",
+            "--server-address": f"127.0.0.1:{kwok_port}",
+            "--cidr": "10.244.0.0/16",
+            "--node-ip": "127.0.0.1",
+            # Heartbeats through node Leases, as kubelets do. Without it the
+            # lease stage never renews and the node controller marks the node
+            # NotReady every grace period (and would evict pods after minutes).
+            "--node-lease-duration-seconds": 40,
+        }
+        stages = [f"--config={stage}" for stage in assets.kwok_stages(bin_dir)]
+        kwok = self._launch("kwok", bin_dir, kwok_flags, stages, env={"HOME": str(self.workdir)})
 
         kcm.wait_until(lambda: _https_insecure_ok(f"https://127.0.0.1:{kcm_port}/healthz"), 60)
         scheduler.wait_until(
@@ -267,7 +207,16 @@ class LocalCluster:
             "creating the default ServiceAccount",
         )
 
-    def _add(self, component: Component) -> Component:
+    def _launch(
+        self,
+        name: str,
+        bin_dir: Path,
+        flags: dict[str, object],
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Component:
+        argv = _argv(bin_dir / name, flags) + (extra or [])
+        component = Component(name, argv, self.workdir / "logs", env=env)
         component.start()
         self.components.append(component)
         return component
@@ -381,6 +330,11 @@ class LocalCluster:
             )
         ]
         return len(ready) >= self.nodes
+
+
+def _argv(binary: Path, flags: dict[str, object]) -> list[str]:
+    """A command line from flag -> value, in the --flag=value form every component accepts."""
+    return [str(binary)] + [f"{flag}={value}" for flag, value in flags.items()]
 
 
 def _http_ok(url: str) -> bool:
