@@ -27,6 +27,7 @@ from .builders import (
     initial_deployment,
     replicas_seed,
 )
+from .builders.scaledobject import PAUSED_REPLICAS_ANNOTATION
 from .drift import drifted
 from .kube import Kube
 from .model import InvalidSession, Session, default_queue_name, session_from_body
@@ -69,7 +70,7 @@ class Controller:
         try:
             session = session_from_body(body, self.settings)
         except InvalidSession as exc:
-            self.state.reconciled[key] = ReconcileResult(self._reconciled_generation(key), str(exc))
+            self.state.reconciled[key] = ReconcileResult(_generation(body), str(exc))
             await self.refresh_status(key)
             metrics.RECONCILES.labels("invalid").inc()
             raise kopf.PermanentError(str(exc)) from exc
@@ -78,7 +79,7 @@ class Controller:
             await asyncio.to_thread(self._apply_children, session)
         except ApiException as exc:
             message = _api_error(exc)
-            self.state.reconciled[key] = ReconcileResult(self._reconciled_generation(key), message)
+            self.state.reconciled[key] = ReconcileResult(_generation(body), message)
             await self.refresh_status(key)
             metrics.RECONCILES.labels("error").inc()
             raise kopf.TemporaryError(message, delay=10) from exc
@@ -86,10 +87,6 @@ class Controller:
         metrics.RECONCILES.labels("ok").inc()
         self.state.reconciled[key] = ReconcileResult(session.generation)
         await self.refresh_status(key)
-
-    def _reconciled_generation(self, key: Key) -> int | None:
-        previous = self.state.reconciled.get(key)
-        return previous.generation if previous else None
 
     def _apply_children(self, session: Session) -> None:
         # TriggerAuthentication and Deployment first: the ScaledObject names both.
@@ -189,15 +186,17 @@ class Controller:
         reading = self.state.queues.get(key)
         reconciled = self.state.reconciled.get(key)
         name = child_key[1]
+        scaled_object = self.state.scaled_objects.get(child_key)
         return Observation(
             generation=int(body.get("metadata", {}).get("generation") or 0),
             reconciled_generation=reconciled.generation if reconciled else None,
             deleting=bool(body.get("metadata", {}).get("deletionTimestamp")),
-            suspend=bool(spec.get("suspend")),
+            # What KEDA is told, not what the spec asks: the spec may be ahead.
+            suspend=PAUSED_REPLICAS_ANNOTATION in _annotations(scaled_object),
             queue_name=queue,
             children={"deployment": name, "scaledObject": name, "triggerAuthentication": name},
             deployment=self.state.deployments.get(child_key),
-            scaled_object=self.state.scaled_objects.get(child_key),
+            scaled_object=scaled_object,
             trigger_authentication=self.state.trigger_authentications.get(child_key),
             pods=list(self.state.pods.get(child_key, {}).values()),
             queue_depth=reading.depth if reading else None,
@@ -297,6 +296,15 @@ class Controller:
 
     async def close(self) -> None:
         await self.queues.close()
+
+
+def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, str]:
+    return ((obj or {}).get("metadata") or {}).get("annotations") or {}
+
+
+def _generation(body: Mapping[str, Any]) -> int:
+    """The generation a reconcile acted on, whether it worked or not: status reports on it."""
+    return int(body.get("metadata", {}).get("generation") or 0)
 
 
 def _api_error(exc: ApiException) -> str:

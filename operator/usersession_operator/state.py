@@ -23,7 +23,7 @@ class QueueReading:
 
 @dataclass(frozen=True)
 class ReconcileResult:
-    generation: int | None  # generation whose children were applied (None: never yet)
+    generation: int | None  # generation the last reconcile acted on, successfully or not
     error: str | None = None
 
 

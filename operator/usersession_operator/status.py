@@ -36,7 +36,7 @@ _STUCK_REASONS = frozenset(
 @dataclass(frozen=True)
 class Observation:
     generation: int
-    reconciled_generation: int | None  # last generation whose children were applied
+    reconciled_generation: int | None  # generation the last reconcile acted on (ok or not)
     deleting: bool
     suspend: bool
     queue_name: str

@@ -287,7 +287,8 @@ def test_queue_depth_and_pod_state_show_in_status(
     assert condition(status, "RedisReachable")["status"] == "True"
 
     api.scale_as_keda(ns, name, 1)
-    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Running")
+    # Pod readiness and the Deployment's readyReplicas arrive by separate watches.
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Running" and s["readyReplicas"])
     assert status["pod"]["phase"] == "Running"
     assert status["pod"]["ready"] is True
     assert status["pod"]["name"].startswith(name + "-")
@@ -518,3 +519,96 @@ def test_password_appears_in_no_status_event_child_or_log(
     assert "Handler 'deleted' failed temporarily" in seen["the operator's log"]
     for where, text in seen.items():
         assert cluster.redis_password not in text, f"the Redis password leaked into {where}"
+
+
+# -- Argo CD -----------------------------------------------------------------------
+
+
+def test_argocd_health_check_follows_live_sessions(
+    api: Api, session_namespace: str, cluster: LocalCluster, argocd_health: Any
+) -> None:
+    ns, name, bad = session_namespace, unique(), unique("bad")
+
+    def health(session: str) -> str:
+        obj = api.session(ns, session)
+        assert obj is not None
+        return str(argocd_health(obj)[0])
+
+    api.create(ns, name)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    assert health(name) == "Healthy"
+
+    api.scale_as_keda(ns, name, 1)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Running")
+    assert health(name) == "Healthy"
+
+    api.patch_spec(ns, name, {"suspend": True})
+    api.wait_status(
+        ns, name, lambda s: s.get("phase") == "Suspended" and s["observedGeneration"] == 2
+    )
+    assert health(name) == "Suspended"
+
+    # Accepted by the CRD, refused by the Deployment's own validation.
+    api.create(ns, bad, workload={"image": IMAGE, "podLabels": {"team": "not a valid value!"}})
+    status = api.wait_status(ns, bad, lambda s: s.get("phase") == "Degraded")
+    assert condition(status, "Ready")["reason"] == "ReconcileFailed"
+    assert "spec.template.labels" in condition(status, "Ready")["message"]
+    assert health(bad) == "Degraded"
+
+    cluster.stop_redis()
+    try:
+        api.delete(ns, name)
+        api.wait_status(ns, name, lambda s: s.get("phase") == "Terminating")
+        assert health(name) == "Progressing"
+    finally:
+        cluster.start_redis()
+
+
+def test_gitops_safe_no_spec_writes_no_tracking_leaks_idempotent_apply(
+    api: Api, session_namespace: str
+) -> None:
+    ns, name = session_namespace, unique()
+    manifest = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "UserSession",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/instance": "argo-app"},
+            "annotations": {"argocd.argoproj.io/tracking-id": "argo-app:sessions/UserSession:x"},
+        },
+        "spec": {"userId": "alice@example.com", "workload": {"image": IMAGE}},
+    }
+
+    def apply() -> dict[str, Any]:
+        result: dict[str, Any] = api.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            ns,
+            PLURAL,
+            name,
+            manifest,
+            field_manager="argocd-controller",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    apply()
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping" and "queueDepth" in s)
+    before = api.session(ns, name)
+    assert before is not None
+    again = apply()
+    assert again["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
+        "re-applying the same manifest changed the object"
+    )
+    for entry in before["metadata"]["managedFields"]:
+        if entry["manager"] != "argocd-controller":
+            assert "f:spec" not in entry.get("fieldsV1", {}), f"{entry['manager']} wrote spec"
+    for kind in ("Deployment", "ScaledObject", "TriggerAuthentication"):
+        child = api.child(kind, ns, name)
+        assert child is not None
+        assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == name
+        assert not any(
+            k.startswith("argocd.argoproj.io/")
+            for k in (child["metadata"].get("annotations") or {})
+        )
