@@ -76,7 +76,7 @@ class Controller:
             raise kopf.PermanentError(str(exc)) from exc
         started = time.monotonic()
         try:
-            await asyncio.to_thread(self._apply_children, session)
+            await self._apply_children(session)
         except ApiException as exc:
             message = _api_error(exc)
             self.state.reconciled[key] = ReconcileResult(_generation(body), message)
@@ -88,27 +88,29 @@ class Controller:
         self.state.reconciled[key] = ReconcileResult(session.generation)
         await self.refresh_status(key)
 
-    def _apply_children(self, session: Session) -> None:
+    async def _apply_children(self, session: Session) -> None:
         # TriggerAuthentication and Deployment first: the ScaledObject names both.
         for kind in (TRIGGER_AUTH, DEPLOYMENT, SCALED_OBJECT):
-            self._apply_child(kind, session)
+            await self._apply_child(kind, session)
 
-    def _apply_child(self, kind: str, session: Session) -> None:
+    async def _apply_child(self, kind: str, session: Session) -> None:
+        """Apply one child in a worker thread; the state is only touched here, on the loop."""
         table = self._tables[kind]
-        if kind == DEPLOYMENT:
-            exists = (session.namespace, child_name(session.name)) in table or (
-                self.kube.get(DEPLOYMENT, session.namespace, child_name(session.name)) is not None
-            )
-            live = self.kube.apply_deployment(
-                build_deployment(session),
-                initial_deployment(session),
-                replicas_seed(session),
-                exists,
-            )
-        else:
-            live = self.kube.apply(_BUILDERS[kind](session))
+        known = (session.namespace, child_name(session.name)) in table
+        live = await asyncio.to_thread(self._apply_blocking, kind, session, known)
         # Status can use the result at once instead of waiting for the watch event.
         self.state.record_child(table, live, deleted=False)
+
+    def _apply_blocking(self, kind: str, session: Session, known: bool) -> dict[str, Any]:
+        if kind != DEPLOYMENT:
+            return self.kube.apply(_BUILDERS[kind](session))
+        exists = known or self.kube.get(DEPLOYMENT, session.namespace, child_name(session.name))
+        return self.kube.apply_deployment(
+            build_deployment(session),
+            initial_deployment(session),
+            replicas_seed(session),
+            exists=bool(exists),
+        )
 
     # -- children's events ---------------------------------------------------
 
@@ -129,7 +131,7 @@ class Controller:
             )
             metrics.DRIFT_RESTORES.labels(kind).inc()
             try:
-                await asyncio.to_thread(self._apply_child, kind, session)
+                await self._apply_child(kind, session)
             except ApiException as exc:
                 log.warning("could not restore %s for %s/%s: %s", kind, *key, _api_error(exc))
         await self.refresh_status(key)
