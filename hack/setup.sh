@@ -36,5 +36,6 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
-# Prints the assets dir on stdout; keep our own stdout clean for callers.
+# Each prints a path on stdout; keep our own stdout clean for callers.
 "$root/hack/build-control-plane.sh" >/dev/null
+"$root/hack/build-helm.sh" >/dev/null

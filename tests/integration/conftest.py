@@ -57,14 +57,26 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: LocalCluster) -> Iterator[KopfRunner]:
-    """The real operator (all of its handlers) in a thread, via kopf's test runner."""
+def operator(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KopfRunner]:
+    """The real operator (all of its handlers) in a thread, via kopf's test runner.
+
+    With USERSESSION_TEST_OPERATOR_IDENTITY=chart it runs with a token of the
+    Helm chart's ServiceAccount and only the chart's RBAC, as it would in a pod:
+    the same tests then prove the chart's permissions are sufficient.
+    """
     env = {
         "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
         "USERSESSION_POLL_INTERVAL": "1",
         "USERSESSION_METRICS_PORT": str(free_port()),
         "USERSESSION_LOG_LEVEL": "DEBUG",
     }
+    if os.environ.get("USERSESSION_TEST_OPERATOR_IDENTITY") == "chart":
+        from support.chart import service_account_kubeconfig
+
+        path = tmp_path_factory.mktemp("operator-identity") / "kubeconfig"
+        env["KUBECONFIG"] = str(service_account_kubeconfig(cluster, path))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     args = [

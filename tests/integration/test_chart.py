@@ -1,0 +1,163 @@
+"""The Helm chart: lint, values schema, server-side dry run, and least-privilege RBAC.
+
+That the RBAC is also sufficient is shown by running test_handlers.py with
+USERSESSION_TEST_OPERATOR_IDENTITY=chart (hack/test.sh does), which runs the
+operator with the chart's ServiceAccount token.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.chart import (
+    CHART,
+    apply,
+    ensure_namespace,
+    helm,
+    kube_version,
+    kubectl,
+    render,
+    service_account_kubeconfig,
+)
+from usersession_operator.localcluster import LocalCluster
+
+FULL_VALUES = CHART / "ci" / "full-values.yaml"
+
+
+def test_chart_ships_the_same_crd_as_crds_dir() -> None:
+    # Helm installs CRDs from the chart's own crds/; a copy, since charts with
+    # symlinks do not package reliably. This keeps the copy honest.
+    name = "sessions.ai-infra.dev_usersessions.yaml"
+    assert (CHART / "crds" / name).read_bytes() == (CHART.parents[1] / "crds" / name).read_bytes()
+
+
+def test_helm_lint_passes_with_default_and_full_values() -> None:
+    for extra in ([], ["--values", str(FULL_VALUES)]):
+        result = subprocess.run(
+            [helm(), "lint", "--strict", "--kube-version", kube_version(), str(CHART), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ("logLevel=LOUD", "/logLevel"),
+        ("redis.address=redis-without-port", "/redis/address"),
+        ("pollIntervalSeconds=0", "/pollIntervalSeconds"),
+        ("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0"),
+        ("replicaCount=3", "replicaCount"),
+    ],
+)
+def test_values_schema_rejects_bad_values_clearly(override: str, complaint: str) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        render("--set", override)
+    assert "values don't meet the specifications of the schema" in info.value.stderr
+    assert complaint in info.value.stderr
+
+
+def test_rendered_manifests_are_accepted_by_the_api_server(cluster: LocalCluster) -> None:
+    for extra in ([], ["--values", str(FULL_VALUES)]):
+        docs = render(*extra)
+        kinds = {d["kind"] for d in docs}
+        assert {"Deployment", "ServiceAccount", "Service"} <= kinds
+        namespaces = {d["metadata"].get("namespace") for d in docs} - {None}
+        for ns in namespaces:  # a server-side dry run needs the namespaces to exist
+            ensure_namespace(cluster, ns)
+        out = apply(cluster, docs, "--dry-run=server")
+        assert "(server dry run)" in out
+
+
+def test_operator_pod_is_locked_down() -> None:
+    [deployment] = [d for d in render() if d["kind"] == "Deployment"]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    [container] = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["limits"]
+
+
+def _rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for d in docs if d["kind"] in ("ClusterRole", "Role") for rule in d["rules"]]
+
+
+def test_rbac_has_no_wildcards_and_secrets_only_by_name() -> None:
+    for extra in ([], ["--values", str(FULL_VALUES)]):
+        for rule in _rules(render(*extra)):
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], rule
+            if "secrets" in rule["resources"]:
+                assert rule["verbs"] == ["get"]
+                assert rule["resourceNames"], "the operator may read named Secrets only"
+
+
+def test_namespaced_mode_uses_roles_and_only_a_crd_reading_cluster_role() -> None:
+    docs = render("--values", str(FULL_VALUES))
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert cluster_role["rules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("patch", "deployments.apps", True),
+        ("create", "triggerauthentications.keda.sh", True),
+        ("patch", "scaledobjects.keda.sh", True),
+        ("patch", "usersessions.sessions.ai-infra.dev/status", True),
+        ("get", "secrets/redis-auth", True),
+        ("get", "secrets/someone-elses", False),
+        ("list", "secrets", False),
+        ("watch", "secrets", False),
+        ("delete", "deployments.apps", False),
+        ("update", "deployments.apps/scale", False),
+        ("patch", "pods", False),
+        ("create", "configmaps", False),
+        ("get", "nodes", False),
+        ("create", "clusterroles.rbac.authorization.k8s.io", False),
+    ],
+)
+def test_service_account_can_do_exactly_what_it_needs(
+    cluster: LocalCluster, tmp_path: Path, verb: str, resource: str, allowed: bool
+) -> None:
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
+    result = subprocess.run(
+        [
+            kubectl(),
+            "--kubeconfig",
+            str(kubeconfig),
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            "--namespace",
+            "default",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, result.stderr)

@@ -1,0 +1,125 @@
+"""Rendering the Helm chart and running the operator as its ServiceAccount (test helpers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from usersession_operator.localcluster import LocalCluster, assets
+
+REPO = Path(__file__).resolve().parents[2]  # tests/support/chart.py -> repo
+CHART = REPO / "charts" / "usersession-operator"
+RELEASE, RELEASE_NAMESPACE = "uso", "usersession-system"
+
+
+def helm() -> str:
+    result = subprocess.run(
+        ["bash", str(REPO / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+def kube_version() -> str:
+    """helm assumes an old cluster unless told; tell it the one the tests run."""
+    return assets.versions()["K8S_VERSION"]
+
+
+def kubectl() -> str:
+    return str(assets.control_plane_dir() / "kubectl")
+
+
+def render(*args: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [
+            helm(),
+            "template",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            RELEASE_NAMESPACE,
+            "--kube-version",
+            kube_version(),
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def apply(cluster: LocalCluster, docs: list[dict[str, Any]], *flags: str) -> str:
+    result = subprocess.run(
+        [
+            kubectl(),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "apply",
+            "--server-side",
+            "--field-manager=helm-test",
+            "-f",
+            "-",
+            *flags,
+        ],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl apply failed: {result.stderr}")
+    return result.stdout
+
+
+def service_account_kubeconfig(cluster: LocalCluster, path: Path, *values: str) -> Path:
+    """Install the chart's ServiceAccount and RBAC, and a kubeconfig holding that SA's token."""
+    rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    docs = [d for d in render(*values) if d["kind"] in rbac_kinds]
+    namespaces = {d["metadata"].get("namespace") for d in docs} - {None}
+    for ns in namespaces:
+        ensure_namespace(cluster, ns)
+    apply(cluster, docs)
+    [sa] = [d for d in docs if d["kind"] == "ServiceAccount"]
+    token = cluster.api(
+        "POST",
+        f"/api/v1/namespaces/{RELEASE_NAMESPACE}/serviceaccounts/{sa['metadata']['name']}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        },
+    )["status"]["token"]
+    admin = json.loads(cluster.kubeconfig.read_text())
+    ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "local",
+                        "cluster": {"server": cluster.server, "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "operator", "context": {"cluster": "local", "user": "operator"}}
+                ],
+                "current-context": "operator",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def ensure_namespace(cluster: LocalCluster, namespace: str) -> None:
+    try:
+        cluster.api("GET", f"/api/v1/namespaces/{namespace}")
+    except OSError:
+        cluster.api("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
