@@ -57,9 +57,9 @@ mkdir -p "$work/k8s" && cd "$work/k8s"
 go mod init usersession-operator.local/k8s-build >/dev/null 2>&1
 go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
 gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-for m in $(awk '$2 == "v0.0.0" && $1 ~ /^k8s.io\// {print $1}' "$gomod" | sort -u); do
+while read -r m; do
   go mod edit -replace="$m=$m@$staging_version"
-done
+done < <(awk '$2 == "v0.0.0" && $1 ~ /^k8s.io\// {print $1}' "$gomod" | sort -u)
 date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

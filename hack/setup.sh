@@ -14,6 +14,7 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -26,12 +27,12 @@ if ! command -v go >/dev/null && [[ -z "${KUBEBUILDER_ASSETS:-}" ]]; then
 fi
 
 venv="$root/.venv"
-stamp="$venv/.installed-$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)-${extras//,/_}"
+stamp="$venv/.installed-$(sha256sum < "$root/pyproject.toml" | cut -c1-16)-${extras//,/_}"
 if [[ ! -f "$stamp" ]]; then
   log "creating $venv with .[${extras}]"
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$venv/bin/python" -m pip install -q -e "$root[${extras}]"
+  "$venv/bin/python" -m pip install -q -e "${root}[${extras}]"
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
@@ -39,3 +40,4 @@ fi
 # Each prints a path on stdout; keep our own stdout clean for callers.
 "$root/hack/build-control-plane.sh" >/dev/null
 "$root/hack/build-helm.sh" >/dev/null
+"$root/hack/build-actionlint.sh" >/dev/null

@@ -1,0 +1,53 @@
+"""Shell scripts and GitHub workflows are linted: the kind end-to-end path cannot run here."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = [*sorted(REPO.glob("hack/*.sh")), REPO / ".ci" / "run"]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yaml"))
+
+
+def _tool(name: str, builder: str | None = None) -> str:
+    if builder:
+        out = subprocess.run(
+            ["bash", str(REPO / "hack" / builder)], check=True, capture_output=True, text=True
+        ).stdout
+        return out.strip().splitlines()[-1]
+    path = shutil.which(name)
+    assert path, f"{name} is missing: hack/setup.sh installs it"
+    return path
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_shellcheck_is_clean(script: Path) -> None:
+    result = subprocess.run(
+        [_tool("shellcheck"), "-x", str(script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_workflows_pass_actionlint() -> None:
+    assert WORKFLOWS, "no workflow found"
+    result = subprocess.run(
+        [
+            _tool("actionlint", "build-actionlint.sh"),
+            "-shellcheck",
+            _tool("shellcheck"),
+            *map(str, WORKFLOWS),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
