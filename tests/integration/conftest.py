@@ -58,7 +58,7 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def operator(
-    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[KopfRunner]:
     """The real operator (all of its handlers) in a thread, via kopf's test runner.
 
@@ -72,6 +72,8 @@ def operator(
         "USERSESSION_METRICS_PORT": str(free_port()),
         "USERSESSION_LOG_LEVEL": "DEBUG",
     }
+    # A test module may set OPERATOR_ENV to run the operator with other settings.
+    env.update(getattr(request.module, "OPERATOR_ENV", {}))
     if os.environ.get("USERSESSION_TEST_OPERATOR_IDENTITY") == "chart":
         from support.chart import service_account_kubeconfig
 
