@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .model import check_settings
 from .settings import OperatorSettings
 
 log = logging.getLogger("usersession_operator")
@@ -147,8 +148,13 @@ def _run_operator(settings: OperatorSettings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = _settings(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+        check_settings(settings)
+    except ValueError as exc:  # bad numbers in the environment, or a bad address
+        parser.error(str(exc))
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

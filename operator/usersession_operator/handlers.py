@@ -14,7 +14,7 @@ from prometheus_client import start_http_server
 from . import metrics
 from .controller import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH, Controller
 from .kube import Kube, connection_info, load_api_client
-from .model import GROUP, PLURAL, VERSION
+from .model import GROUP, PLURAL, VERSION, InvalidSession, check_settings
 from .names import MANAGED_BY_SELECTOR
 from .settings import OperatorSettings
 
@@ -27,6 +27,10 @@ SESSIONS = (GROUP, VERSION, PLURAL)
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorSettings = memo.get("settings") or OperatorSettings.from_env()
     memo["settings"] = config
+    try:  # a bad address would fail every poll: refuse to start instead
+        check_settings(config)
+    except InvalidSession as exc:
+        raise kopf.PermanentError(str(exc)) from exc
     # kopf's bookkeeping lives in annotations under our own domain, not in
     # status (which our schema declares and would prune) nor under kopf's.
     settings.persistence.finalizer = f"{GROUP}/cleanup"

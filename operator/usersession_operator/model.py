@@ -126,6 +126,13 @@ def parse_address(address: str, source: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def check_settings(settings: OperatorSettings) -> None:
+    """Refuse operator settings that would fail every session (raises InvalidSession)."""
+    parse_address(settings.redis.address, "USERSESSION_REDIS_ADDRESS")
+    if settings.redis_operator_address:
+        parse_address(settings.redis_operator_address, "USERSESSION_REDIS_OPERATOR_ADDRESS")
+
+
 def session_from_body(body: Mapping[str, Any], settings: OperatorSettings) -> Session:
     """Read a UserSession object (as kopf or the API returns it) into a Session."""
     metadata = _mapping(body.get("metadata"), "metadata")

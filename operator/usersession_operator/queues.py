@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError
 
-from .model import Session
+from .model import Session, parse_address
 from .settings import OperatorSettings
 from .state import Key, QueueReading
 
@@ -61,8 +61,9 @@ class Target:
         host, port = redis.host, redis.port
         # The operator may reach the default Redis at another address than pods do.
         if settings.redis_operator_address and redis.address == settings.redis.address:
-            host, _, port_text = settings.redis_operator_address.rpartition(":")
-            port = int(port_text)
+            host, port = parse_address(
+                settings.redis_operator_address, "USERSESSION_REDIS_OPERATOR_ADDRESS"
+            )
         secret = redis.password_secret
         return cls(
             host,

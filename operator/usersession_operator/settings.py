@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 ENV_PREFIX = "USERSESSION_"
 
@@ -42,15 +43,23 @@ class OperatorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Read USERSESSION_* variables; a malformed one raises ValueError naming it."""
         env = os.environ if env is None else env
 
-        def get(name: str, default: str) -> str:
-            return env.get(ENV_PREFIX + name, default)
+        def get(name: str, default: object) -> str:
+            return env.get(ENV_PREFIX + name) or str(default)
+
+        def number(name: str, default: float, kind: type[int] | type[float]) -> Any:
+            text = get(name, default)
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"{ENV_PREFIX}{name} must be a number, got {text!r}") from None
 
         defaults = cls()
         redis = RedisDefaults(
             address=get("REDIS_ADDRESS", defaults.redis.address),
-            database=int(get("REDIS_DATABASE", str(defaults.redis.database))),
+            database=number("REDIS_DATABASE", defaults.redis.database, int),
             secret_name=get("REDIS_SECRET_NAME", defaults.redis.secret_name),
             secret_key=get("REDIS_SECRET_KEY", defaults.redis.secret_key),
         )
@@ -59,12 +68,12 @@ class OperatorSettings:
             namespaces=namespaces,
             redis=redis,
             redis_operator_address=env.get(ENV_PREFIX + "REDIS_OPERATOR_ADDRESS") or None,
-            poll_interval_seconds=float(get("POLL_INTERVAL", str(defaults.poll_interval_seconds))),
-            cleanup_timeout_seconds=float(
-                get("CLEANUP_TIMEOUT", str(defaults.cleanup_timeout_seconds))
+            poll_interval_seconds=number("POLL_INTERVAL", defaults.poll_interval_seconds, float),
+            cleanup_timeout_seconds=number(
+                "CLEANUP_TIMEOUT", defaults.cleanup_timeout_seconds, float
             ),
             log_level=get("LOG_LEVEL", defaults.log_level).upper(),
             listen_host=get("LISTEN_HOST", defaults.listen_host),
-            liveness_port=int(get("LIVENESS_PORT", str(defaults.liveness_port))),
-            metrics_port=int(get("METRICS_PORT", str(defaults.metrics_port))),
+            liveness_port=number("LIVENESS_PORT", defaults.liveness_port, int),
+            metrics_port=number("METRICS_PORT", defaults.metrics_port, int),
         )

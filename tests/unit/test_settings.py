@@ -1,0 +1,50 @@
+"""Operator settings from the environment, and the checks that refuse bad ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from usersession_operator.model import InvalidSession, check_settings
+from usersession_operator.settings import OperatorSettings
+
+
+def test_defaults_without_environment() -> None:
+    settings = OperatorSettings.from_env({})
+    assert settings.namespaces == ()
+    assert settings.redis.address == "redis:6379"
+    assert settings.poll_interval_seconds == 5.0
+    assert settings.listen_host == "127.0.0.1"
+
+
+def test_environment_overrides() -> None:
+    settings = OperatorSettings.from_env(
+        {
+            "USERSESSION_NAMESPACES": "team-a, team-b,",
+            "USERSESSION_REDIS_ADDRESS": "redis.example:6380",
+            "USERSESSION_REDIS_DATABASE": "3",
+            "USERSESSION_POLL_INTERVAL": "0.5",
+            "USERSESSION_LOG_LEVEL": "debug",
+            "USERSESSION_METRICS_PORT": "0",
+        }
+    )
+    assert settings.namespaces == ("team-a", "team-b")
+    assert settings.redis.address == "redis.example:6380"
+    assert settings.redis.database == 3
+    assert settings.poll_interval_seconds == 0.5
+    assert settings.log_level == "DEBUG"
+    assert settings.metrics_port == 0
+
+
+def test_a_malformed_number_names_its_variable() -> None:
+    with pytest.raises(ValueError, match="USERSESSION_POLL_INTERVAL must be a number, got 'soon'"):
+        OperatorSettings.from_env({"USERSESSION_POLL_INTERVAL": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("USERSESSION_REDIS_ADDRESS", "no-port"), ("USERSESSION_REDIS_OPERATOR_ADDRESS", "a:b:c")],
+)
+def test_check_settings_refuses_bad_addresses(variable: str, value: str) -> None:
+    settings = OperatorSettings.from_env({variable: value})
+    with pytest.raises(InvalidSession, match=variable):
+        check_settings(settings)
