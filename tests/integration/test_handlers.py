@@ -579,7 +579,7 @@ def test_gitops_safe_no_spec_writes_no_tracking_leaks_idempotent_apply(
         "spec": {"userId": "alice@example.com", "workload": {"image": IMAGE}},
     }
 
-    def apply() -> dict[str, Any]:
+    def apply(dry_run: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = api.custom.patch_namespaced_custom_object(
             GROUP,
             VERSION,
@@ -589,6 +589,7 @@ def test_gitops_safe_no_spec_writes_no_tracking_leaks_idempotent_apply(
             manifest,
             field_manager="argocd-controller",
             force=True,
+            dry_run=dry_run,
             _content_type="application/apply-patch+yaml",
         )
         return result
@@ -597,9 +598,15 @@ def test_gitops_safe_no_spec_writes_no_tracking_leaks_idempotent_apply(
     api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping" and "queueDepth" in s)
     before = api.session(ns, name)
     assert before is not None
-    again = apply()
-    assert again["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
-        "re-applying the same manifest changed the object"
+    # What Argo CD's server-side diff does: a dry-run apply, compared with live.
+    predicted = apply(dry_run="All")
+    assert predicted["spec"] == before["spec"]
+    assert predicted["metadata"]["labels"] == before["metadata"]["labels"]
+    assert predicted["metadata"]["generation"] == before["metadata"]["generation"] == 1
+    tracking = "argocd.argoproj.io/tracking-id"
+    assert (
+        predicted["metadata"]["annotations"][tracking]
+        == before["metadata"]["annotations"][tracking]
     )
     for entry in before["metadata"]["managedFields"]:
         if entry["manager"] != "argocd-controller":
