@@ -1,0 +1,47 @@
+"""What every endpoint needs, built once per app and stored on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from usersession_operator.model import parse_address
+from usersession_operator.queues import Target
+from usersession_operator.settings import OperatorSettings
+
+from .auth import Authenticator, Principal
+from .metrics import ApiMetrics
+from .queues import SessionQueues
+from .sessions import SessionCache, SessionStore
+from .settings import ApiSettings
+
+
+@dataclass
+class Context:
+    settings: ApiSettings
+    operator_view: OperatorSettings
+    auth: Authenticator
+    cache: SessionCache
+    store: SessionStore
+    queues: SessionQueues
+    metrics: ApiMetrics
+
+    def default_redis(self) -> Target:
+        """The Redis sessions fall back to, as this process reaches it (for /health)."""
+        address = self.settings.redis_api_address or self.settings.redis.address
+        host, port = parse_address(address, "the session API's Redis address setting")
+        redis = self.settings.redis
+        return Target(
+            host,
+            port,
+            redis.database,
+            self.settings.namespace,
+            redis.secret_name,
+            redis.secret_key,
+            queue="",
+        )
+
+
+CONTEXT = web.AppKey("context", Context)
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -1,0 +1,141 @@
+"""The API's side of a session's Redis list: push, depth, and waiting for replies.
+
+Passwords come from the Secret a session references, as for the operator, and
+are cached for a while; a failed AUTH re-reads the Secret once, so a rotated
+password is picked up at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, RedisError
+
+from usersession_operator.queues import PASSWORD_TTL, Target, reply_key
+
+from .errors import redis_unavailable
+from .messages import Message, pending_key
+
+_TIMEOUT = 5.0  # seconds for every command that does not block on purpose
+
+SecretReader = Callable[[str, str, str], Awaitable[str]]
+T = TypeVar("T")
+
+
+class SessionQueues:
+    def __init__(self, read_secret: SecretReader, max_wait_seconds: float) -> None:
+        self._read_secret = read_secret
+        self._max_wait = max_wait_seconds
+        self._passwords: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # Two clients per server: a blocking BLMOVE must not trip the short
+        # socket timeout that guards every other command against a hung server.
+        self._clients: dict[tuple[str, int, int, str, bool], aioredis.Redis] = {}
+
+    async def close(self) -> None:
+        for conn in self._clients.values():
+            await conn.aclose()
+        self._clients.clear()
+
+    async def _password(self, target: Target, refresh: bool) -> str:
+        ref = (target.secret_namespace, target.secret_name, target.secret_key)
+        cached = self._passwords.get(ref)
+        if cached and not refresh and time.monotonic() - cached[1] < PASSWORD_TTL:
+            return cached[0]
+        try:
+            password = await self._read_secret(*ref)
+        except LookupError as exc:
+            raise redis_unavailable(f"no password: {exc}") from None
+        self._passwords[ref] = (password, time.monotonic())
+        return password
+
+    async def _client(self, target: Target, blocking: bool, refresh: bool) -> aioredis.Redis:
+        password = await self._password(target, refresh)
+        key = (target.host, target.port, target.database, password, blocking)
+        conn = self._clients.get(key)
+        if conn is None:
+            conn = aioredis.Redis(
+                host=target.host,
+                port=target.port,
+                db=target.database,
+                password=password,
+                socket_connect_timeout=_TIMEOUT,
+                socket_timeout=self._max_wait + _TIMEOUT if blocking else _TIMEOUT,
+            )
+            self._clients[key] = conn
+        return conn
+
+    async def _run(
+        self,
+        target: Target,
+        operation: Callable[[aioredis.Redis], Awaitable[T]],
+        blocking: bool = False,
+    ) -> T:
+        for attempt in (1, 2):
+            try:
+                conn = await self._client(target, blocking, refresh=attempt == 2)
+                return await operation(conn)
+            except AuthenticationError as exc:
+                if attempt == 2:
+                    raise redis_unavailable(_describe(exc)) from None
+            except (RedisError, OSError) as exc:
+                raise redis_unavailable(_describe(exc)) from None
+        raise AssertionError("unreachable")
+
+    async def ping(self, target: Target) -> None:
+        await self._run(target, lambda conn: conn.ping())
+
+    async def depth(self, target: Target) -> int:
+        async def llen(conn: aioredis.Redis) -> int:
+            return int(await conn.llen(target.queue))
+
+        return await self._run(target, llen)
+
+    async def push(self, target: Target, message: Message, reply_ttl: int) -> None:
+        """LPUSH the message; for a chat, also mark it pending, in the same transaction."""
+
+        async def push(conn: aioredis.Redis) -> None:
+            pipe = conn.pipeline(transaction=True)
+            pipe.lpush(target.queue, message.encode())
+            if message.reply_to is not None:
+                pipe.set(pending_key(target.queue, message.id), message.sent_at, ex=reply_ttl)
+            await pipe.execute()
+
+        await self._run(target, push)
+
+    async def wait_reply(self, target: Target, message_id: str, seconds: float) -> bytes | None:
+        """Block up to `seconds` for the reply, leaving it in place.
+
+        BLMOVE from the reply list onto itself returns the element without
+        removing it, so the reply endpoint can still serve it later.
+        """
+        key = reply_key(target.queue, message_id)
+
+        async def wait(conn: aioredis.Redis) -> bytes | None:
+            # Redis takes fractional timeouts; redis-py's signature says int.
+            found = await conn.execute_command(  # type: ignore[no-untyped-call]
+                "BLMOVE", key, key, "RIGHT", "LEFT", seconds
+            )
+            return found if isinstance(found, bytes) else None
+
+        return await self._run(target, wait, blocking=True)
+
+    async def reply(self, target: Target, message_id: str) -> tuple[bytes | None, bool]:
+        """(the reply if there is one, whether the message is known at all)."""
+        key = reply_key(target.queue, message_id)
+
+        async def peek(conn: aioredis.Redis) -> tuple[bytes | None, bool]:
+            pipe = conn.pipeline(transaction=False)
+            pipe.lindex(key, -1)
+            pipe.exists(pending_key(target.queue, message_id))
+            found, pending = await pipe.execute()
+            return (bytes(found) if found is not None else None), bool(found is not None or pending)
+
+        return await self._run(target, peek)
+
+
+def _describe(exc: BaseException) -> str:
+    # redis-py's messages name the host and the failure, never the password.
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,178 @@
+"""Request validation: path ids, JSON bodies and query parameters.
+
+Status codes are consistent: 400 when the request cannot be read at all (a bad
+UUID in the path, a body that is not a JSON object, a malformed query
+parameter), 422 when it was read but fields are missing, of the wrong type or
+too large, with every offending field named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from usersession_operator.model import RESERVED_ENV_NAMES
+
+from .errors import bad_request, invalid
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_MESSAGE_CHARS = 32 * 1024
+MAX_USER_ID = 254  # the CRD's limit on spec.userId
+MAX_IMAGE = 512
+MAX_ENV = 64
+MAX_ENV_VALUE = 4096
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+
+# An opaque id or an e-mail address: no spaces, quotes or control characters,
+# so it is safe in logs, env values and filters.
+USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Printable ASCII without spaces: what image references are made of. Spelled as
+# a range so Python and the OpenAPI document's (ECMA) regex agree exactly.
+IMAGE = re.compile(r"[!-~]+")
+
+
+def session_id(text: str) -> str:
+    return _uuid(text, "invalid_session_id", "session id")
+
+
+def message_id(text: str) -> str:
+    return _uuid(text, "invalid_message_id", "message id")
+
+
+def _uuid(text: str, code: str, what: str) -> str:
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        raise bad_request(code, f"{what} must be a UUID, got {text[:64]!r}") from None
+    # Only the canonical spelling: other spellings would name other (invalid) objects.
+    if str(parsed) != text.lower():
+        raise bad_request(code, f"{what} must be a UUID in canonical form, got {text[:64]!r}")
+    return str(parsed)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise bad_request("invalid_json", "the request body must be a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad_request("invalid_json", "the request body must be a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    user_id: str | None
+    image: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def create_request(body: Mapping[str, Any]) -> CreateRequest:
+    errors: list[dict[str, str]] = []
+    for name in sorted(set(body) - {"user_id", "image", "env"}):
+        errors.append(_err(name, "unknown field (allowed: user_id, image, env)"))
+
+    # A field that is present must be valid; null is not a way to leave it out.
+    user = body.get("user_id")
+    if "user_id" in body and (problem := user_id_problem(user)):
+        errors.append(_err("user_id", problem))
+
+    image = body.get("image")
+    if "image" in body and not (isinstance(image, str) and 0 < len(image) <= MAX_IMAGE):
+        errors.append(_err("image", f"must be a non-empty string of at most {MAX_IMAGE}"))
+    elif isinstance(image, str) and not IMAGE.fullmatch(image):
+        errors.append(_err("image", "must be printable ASCII without spaces"))
+
+    env = body.get("env", {})
+    if not isinstance(env, dict):
+        errors.append(_err("env", "must be an object of NAME: value strings"))
+        env = {}
+    elif len(env) > MAX_ENV:
+        errors.append(_err("env", f"at most {MAX_ENV} variables"))
+    for name, value in env.items():
+        where = f"env.{name}"
+        if not ENV_NAME.fullmatch(name) or len(name) > 256:
+            errors.append(_err(where, "names are letters, digits and _, not starting with a digit"))
+        elif name in RESERVED_ENV_NAMES:
+            errors.append(_err(where, "is set by the operator and cannot be overridden"))
+        if not isinstance(value, str) or len(value) > MAX_ENV_VALUE:
+            errors.append(_err(where, f"values are strings of at most {MAX_ENV_VALUE}"))
+    if errors:
+        raise invalid(errors)
+    return CreateRequest(
+        user_id=user if isinstance(user, str) else None,
+        image=image if isinstance(image, str) else None,
+        env=dict(env),
+    )
+
+
+def user_id_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if len(value) > MAX_USER_ID:
+        return f"at most {MAX_USER_ID} characters"
+    if not USER_ID.fullmatch(value):
+        return "letters, digits and . _ @ + -, starting with a letter or digit"
+    return None
+
+
+def chat_text(body: Mapping[str, Any]) -> str:
+    errors = [
+        _err(name, "unknown field (allowed: message)") for name in sorted(set(body) - {"message"})
+    ]
+    text = body.get("message")
+    if text is None:
+        errors.append(_err("message", "is required"))
+    elif not isinstance(text, str) or not text.strip():
+        errors.append(_err("message", "must be a non-empty string"))
+    elif len(text) > MAX_MESSAGE_CHARS:
+        errors.append(_err("message", f"at most {MAX_MESSAGE_CHARS} characters"))
+    if errors:
+        raise invalid(errors)
+    assert isinstance(text, str)
+    return text
+
+
+def wait_seconds(query: Mapping[str, str], default: float, maximum: float) -> float:
+    raw = query.get("wait")
+    if raw is None:
+        return min(default, maximum)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad_request(
+            "invalid_query", f"wait must be a number of seconds, got {raw[:32]!r}"
+        ) from None
+    if not 0 <= value <= maximum:  # also refuses nan
+        raise bad_request("invalid_query", f"wait must be between 0 and {maximum:g} seconds")
+    return value
+
+
+def limit(query: Mapping[str, str]) -> int:
+    raw = query.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise bad_request("invalid_query", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def user_filter(query: Mapping[str, str]) -> str | None:
+    raw = query.get("user")
+    if raw is None:
+        return None
+    if problem := user_id_problem(raw):
+        raise bad_request("invalid_query", f"user {problem}")
+    return raw
+
+
+def _err(name: str, message: str) -> dict[str, str]:
+    return {"field": name, "message": message}
