@@ -93,6 +93,28 @@ def test_operator_pod_is_locked_down() -> None:
     assert container["resources"]["limits"]
 
 
+def can_i(kubeconfig: Path, verb: str, resource: str) -> bool:
+    """`kubectl auth can-i` as the account in kubeconfig, in namespace default."""
+    result = subprocess.run(
+        [
+            kubectl(),
+            "--kubeconfig",
+            str(kubeconfig),
+            "auth",
+            "can-i",
+            verb,
+            *resource.split(),
+            "--namespace",
+            "default",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "doesn't have a resource type" not in result.stderr, result.stderr  # a typo
+    return result.stdout.strip() == "yes"
+
+
 def _rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rule for d in docs if d["kind"] in ("ClusterRole", "Role") for rule in d["rules"]]
 
@@ -109,7 +131,7 @@ def test_rbac_has_no_wildcards_and_secrets_only_by_name() -> None:
 
 def test_namespaced_mode_uses_roles_and_only_a_crd_reading_cluster_role() -> None:
     docs = render("--values", str(FULL_VALUES))
-    roles = [d for d in docs if d["kind"] == "Role"]
+    roles = [d for d in docs if d["kind"] == "Role" and not d["metadata"]["name"].endswith("-api")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
     assert cluster_role["rules"] == [
@@ -127,13 +149,13 @@ def test_namespaced_mode_uses_roles_and_only_a_crd_reading_cluster_role() -> Non
         ("patch", "deployments.apps", True),
         ("create", "triggerauthentications.keda.sh", True),
         ("patch", "scaledobjects.keda.sh", True),
-        ("patch", "usersessions.sessions.ai-infra.dev/status", True),
+        ("patch", "usersessions.sessions.ai-infra.dev --subresource=status", True),
         ("get", "secrets/redis-auth", True),
         ("get", "secrets/someone-elses", False),
         ("list", "secrets", False),
         ("watch", "secrets", False),
         ("delete", "deployments.apps", False),
-        ("update", "deployments.apps/scale", False),
+        ("update", "deployments.apps --subresource=scale", False),
         ("patch", "pods", False),
         ("create", "configmaps", False),
         ("get", "nodes", False),
@@ -144,20 +166,57 @@ def test_service_account_can_do_exactly_what_it_needs(
     cluster: LocalCluster, tmp_path: Path, verb: str, resource: str, allowed: bool
 ) -> None:
     kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
-    result = subprocess.run(
-        [
-            kubectl(),
-            "--kubeconfig",
-            str(kubeconfig),
-            "auth",
-            "can-i",
-            verb,
-            resource,
-            "--namespace",
-            "default",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    assert can_i(kubeconfig, verb, resource) == allowed, (verb, resource)
+
+
+API_VALUES = (
+    "--set",
+    "sessionApi.enabled=true",
+    "--set",
+    "sessionApi.tokens.inline.not-a-real-token.admin=true",
+)
+
+
+def test_session_api_component_renders_locked_down_and_refuses_missing_tokens() -> None:
+    docs = render(*API_VALUES)
+    [api] = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-api")
+    ]
+    [container] = api["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["usersession-api"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SESSIONAPI_TOKENS_FILE"] == "/etc/sessionapi/tokens.yaml"
+    assert not any("token" in (v or "") and k != "SESSIONAPI_TOKENS_FILE" for k, v in env.items())
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        render("--set", "sessionApi.enabled=true")
+    assert "sessionApi.tokens.existingSecret or sessionApi.tokens.inline" in info.value.stderr
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("create", "usersessions.sessions.ai-infra.dev", True),
+        ("delete", "usersessions.sessions.ai-infra.dev", True),
+        ("watch", "usersessions.sessions.ai-infra.dev", True),
+        ("patch", "deployments.apps --subresource=scale", True),
+        ("get", "secrets/redis-auth", True),
+        ("create", "deployments.apps", False),
+        ("patch", "deployments.apps", False),
+        ("create", "scaledobjects.keda.sh", False),
+        ("patch", "usersessions.sessions.ai-infra.dev --subresource=status", False),
+        ("list", "secrets", False),
+    ],
+)
+def test_session_api_account_can_do_exactly_what_it_needs(
+    cluster: LocalCluster, tmp_path: Path, verb: str, resource: str, allowed: bool
+) -> None:
+    kubeconfig = service_account_kubeconfig(
+        cluster,
+        tmp_path / "kubeconfig",
+        "--set",
+        "sessionApi.namespace=default",
+        *API_VALUES,
+        account="uso-usersession-operator-api",
     )
-    assert result.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, result.stderr)
+    assert can_i(kubeconfig, verb, resource) == allowed, (verb, resource)

@@ -75,15 +75,20 @@ def apply(cluster: LocalCluster, docs: list[dict[str, Any]], *flags: str) -> str
     return result.stdout
 
 
-def service_account_kubeconfig(cluster: LocalCluster, path: Path, *values: str) -> Path:
-    """Install the chart's ServiceAccount and RBAC, and a kubeconfig holding that SA's token."""
+def service_account_kubeconfig(
+    cluster: LocalCluster,
+    path: Path,
+    *values: str,
+    account: str = f"{RELEASE}-usersession-operator",
+) -> Path:
+    """Install the chart's ServiceAccounts and RBAC; a kubeconfig with `account`'s token."""
     rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     docs = [d for d in render(*values) if d["kind"] in rbac_kinds]
     namespaces = {d["metadata"].get("namespace") for d in docs} - {None}
     for ns in namespaces:
         ensure_namespace(cluster, ns)
     apply(cluster, docs)
-    [sa] = [d for d in docs if d["kind"] == "ServiceAccount"]
+    [sa] = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == account]
     token = cluster.api(
         "POST",
         f"/api/v1/namespaces/{RELEASE_NAMESPACE}/serviceaccounts/{sa['metadata']['name']}/token",
