@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 PASSWORD_TTL = (
     300.0  # seconds; a rotated Secret is picked up within this, or at once on auth failure
 )
-_TIMEOUT = 5.0
+TIMEOUT = 5.0  # seconds: connect, and any command that should not block
 
 
 def processing_key(queue: str) -> str:
@@ -79,20 +79,25 @@ class Target:
 SecretReader = Callable[[str, str, str], Awaitable[str]]
 
 
-class RedisQueues:
-    """Connections per Redis server and password, shared by every session on them."""
+class RedisConnections:
+    """Clients per Redis server and password, shared by every session on them.
+
+    Passwords come from the Secret each session references, cached for
+    PASSWORD_TTL; callers pass refresh=True after an authentication failure.
+    Used by the operator and the session API alike.
+    """
 
     def __init__(self, read_secret: SecretReader) -> None:
         self._read_secret = read_secret
         self._passwords: dict[tuple[str, str, str], tuple[str, float]] = {}
-        self._clients: dict[tuple[str, int, int, str], aioredis.Redis] = {}
+        self._clients: dict[tuple[str, int, int, str, float], aioredis.Redis] = {}
 
     async def close(self) -> None:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
 
-    async def _password(self, target: Target, refresh: bool = False) -> str:
+    async def password(self, target: Target, refresh: bool = False) -> str:
         ref = (target.secret_namespace, target.secret_name, target.secret_key)
         cached = self._passwords.get(ref)
         if cached and not refresh and time.monotonic() - cached[1] < PASSWORD_TTL:
@@ -101,9 +106,12 @@ class RedisQueues:
         self._passwords[ref] = (password, time.monotonic())
         return password
 
-    async def _client(self, target: Target, refresh: bool = False) -> tuple[aioredis.Redis, str]:
-        password = await self._password(target, refresh)
-        key = (target.host, target.port, target.database, password)
+    async def client(
+        self, target: Target, refresh: bool = False, socket_timeout: float = TIMEOUT
+    ) -> tuple[aioredis.Redis, str]:
+        """A client for target's server, and the password it uses (to group by)."""
+        password = await self.password(target, refresh)
+        key = (target.host, target.port, target.database, password, socket_timeout)
         client = self._clients.get(key)
         if client is None:
             client = aioredis.Redis(
@@ -111,11 +119,21 @@ class RedisQueues:
                 port=target.port,
                 db=target.database,
                 password=password,
-                socket_timeout=_TIMEOUT,
-                socket_connect_timeout=_TIMEOUT,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=TIMEOUT,
             )
             self._clients[key] = client
         return client, password
+
+
+class RedisQueues:
+    """The operator's side: queue depths of all sessions, and key cleanup."""
+
+    def __init__(self, read_secret: SecretReader) -> None:
+        self.connections = RedisConnections(read_secret)
+
+    async def close(self) -> None:
+        await self.connections.close()
 
     async def depths(self, targets: Mapping[Key, Target]) -> dict[Key, QueueReading]:
         """LLEN of every session's queue: one pipelined round trip per Redis server."""
@@ -123,7 +141,7 @@ class RedisQueues:
         readings: dict[Key, QueueReading] = {}
         for key, target in targets.items():
             try:
-                _, password = await self._client(target)
+                _, password = await self.connections.client(target)
             except Exception as exc:  # a missing Secret is this session's problem only
                 readings[key] = QueueReading(None, _describe(exc))
                 continue
@@ -139,7 +157,7 @@ class RedisQueues:
         target = members[0][1]
         for attempt in (1, 2):
             try:
-                client, _ = await self._client(target, refresh=attempt == 2)
+                client, _ = await self.connections.client(target, refresh=attempt == 2)
                 pipe = client.pipeline(transaction=False)
                 for _, member in members:
                     pipe.llen(member.queue)
@@ -156,7 +174,7 @@ class RedisQueues:
 
     async def delete_session_keys(self, target: Target) -> list[str]:
         """Remove the session's queue, processing list and replies; returns the keys removed."""
-        client, _ = await self._client(target)
+        client, _ = await self.connections.client(target)
         keys = [target.queue, processing_key(target.queue)]
         keys += [
             k.decode() if isinstance(k, bytes) else k

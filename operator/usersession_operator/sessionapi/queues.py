@@ -7,64 +7,36 @@ password is picked up at once.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError
 
-from usersession_operator.queues import PASSWORD_TTL, Target, reply_key
+from usersession_operator.queues import TIMEOUT, RedisConnections, SecretReader, Target, reply_key
 
 from .errors import redis_unavailable
 from .messages import Message, pending_key
 
-_TIMEOUT = 5.0  # seconds for every command that does not block on purpose
-
-SecretReader = Callable[[str, str, str], Awaitable[str]]
 T = TypeVar("T")
 
 
 class SessionQueues:
     def __init__(self, read_secret: SecretReader, max_wait_seconds: float) -> None:
-        self._read_secret = read_secret
+        self._connections = RedisConnections(read_secret)
         self._max_wait = max_wait_seconds
-        self._passwords: dict[tuple[str, str, str], tuple[str, float]] = {}
-        # Two clients per server: a blocking BLMOVE must not trip the short
-        # socket timeout that guards every other command against a hung server.
-        self._clients: dict[tuple[str, int, int, str, bool], aioredis.Redis] = {}
 
     async def close(self) -> None:
-        for conn in self._clients.values():
-            await conn.aclose()
-        self._clients.clear()
-
-    async def _password(self, target: Target, refresh: bool) -> str:
-        ref = (target.secret_namespace, target.secret_name, target.secret_key)
-        cached = self._passwords.get(ref)
-        if cached and not refresh and time.monotonic() - cached[1] < PASSWORD_TTL:
-            return cached[0]
-        try:
-            password = await self._read_secret(*ref)
-        except LookupError as exc:
-            raise redis_unavailable(f"no password: {exc}") from None
-        self._passwords[ref] = (password, time.monotonic())
-        return password
+        await self._connections.close()
 
     async def _client(self, target: Target, blocking: bool, refresh: bool) -> aioredis.Redis:
-        password = await self._password(target, refresh)
-        key = (target.host, target.port, target.database, password, blocking)
-        conn = self._clients.get(key)
-        if conn is None:
-            conn = aioredis.Redis(
-                host=target.host,
-                port=target.port,
-                db=target.database,
-                password=password,
-                socket_connect_timeout=_TIMEOUT,
-                socket_timeout=self._max_wait + _TIMEOUT if blocking else _TIMEOUT,
-            )
-            self._clients[key] = conn
+        # A blocking BLMOVE gets its own client, so it does not trip the short
+        # socket timeout that guards every other command against a hung server.
+        timeout = self._max_wait + TIMEOUT if blocking else TIMEOUT
+        try:
+            conn, _ = await self._connections.client(target, refresh, socket_timeout=timeout)
+        except LookupError as exc:
+            raise redis_unavailable(f"no password: {exc}") from None
         return conn
 
     async def _run(
