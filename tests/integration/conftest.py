@@ -7,7 +7,6 @@ with their own namespaces instead.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -15,8 +14,9 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.config import kube_config
 
+from support.namespaces import fresh_namespace
 from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import free_port, wait_for
+from usersession_operator.localcluster.cluster import free_port
 from usersession_operator.localcluster.manifests import install_crds
 
 
@@ -45,15 +45,8 @@ def api_client(cluster: LocalCluster) -> client.ApiClient:
 
 @pytest.fixture
 def namespace(api_client: client.ApiClient) -> Iterator[str]:
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    # Pods are refused until the ServiceAccount controller has made "default".
-    wait_for(lambda: core.list_namespaced_service_account(name).items, timeout=30)
-    try:
+    with fresh_namespace(api_client, "test") as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +95,7 @@ def operator(
 
 
 @pytest.fixture
-def session_namespace(namespace: str, cluster: LocalCluster, api_client: client.ApiClient) -> str:
+def session_namespace(cluster: LocalCluster, api_client: client.ApiClient) -> Iterator[str]:
     """A namespace holding the Redis Secret that sessions reference by default."""
-    client.CoreV1Api(api_client).create_namespaced_secret(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "redis-auth"},
-            "stringData": {"password": cluster.redis_password},
-        },
-    )
-    return namespace
+    with fresh_namespace(api_client, "test", cluster.redis_password) as name:
+        yield name

@@ -7,12 +7,12 @@ in for the session's pod, which no KEDA starts here.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client
 
+from support.namespaces import fresh_namespace
 from usersession_operator.localcluster import LocalCluster
 from usersession_operator.localcluster.cluster import wait_for
 from usersession_operator.sessionapi.app import create_app
@@ -23,18 +23,8 @@ from .harness import ADMIN_TOKEN, ALICE_TOKEN, Http, Served, Worker, api_setting
 @pytest.fixture(scope="module")
 def api_namespace(cluster: LocalCluster, api_client: client.ApiClient) -> Iterator[str]:
     """One namespace for a module's API: the API serves exactly one namespace."""
-    name = f"api-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(lambda: core.list_namespaced_service_account(name).items, timeout=30)
-    core.create_namespaced_secret(
-        name,
-        {"metadata": {"name": "redis-auth"}, "stringData": {"password": cluster.redis_password}},
-    )
-    try:
+    with fresh_namespace(api_client, "api", cluster.redis_password) as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="module")
