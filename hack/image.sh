@@ -224,7 +224,7 @@ cmd_run_check() {
   log "starting the local control plane"
   # If this script is SIGKILLed (a test timeout) no trap runs: the kernel then
   # sends the cluster SIGTERM, and it takes its own processes down.
-  setpriv --pdeathsig TERM "$py" -m usersession_operator.localcluster \
+  setpriv --pdeathsig TERM "$py" -m usersession_localstack --cluster-only \
     >"$work/cluster.out" 2>"$work/cluster.err" &
   rc_cluster_pid=$!
   local cluster_pid=$rc_cluster_pid

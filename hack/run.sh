@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs the operator. With a KUBECONFIG (or ~/.kube/config) it runs against that
-# cluster; with none it starts a local control plane and Redis first.
-# Arguments go to `usersession-operator run` (see --help).
+# The main job. With a cluster configured (KUBECONFIG, ~/.kube/config or
+# in-cluster) it runs the operator against it; arguments go to
+# `usersession-operator run` (see --help). With none it starts the whole product
+# on loopback: control plane, Redis, KEDA, the operator, the session API and a
+# reference worker per Running session pod (python -m usersession_localstack).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/hack/setup.sh"
-exec "$root/.venv/bin/usersession-operator" run "$@"
+if [[ -n "${KUBECONFIG:-}" || -f "$HOME/.kube/config" || -n "${KUBERNETES_SERVICE_HOST:-}" ]]; then
+  exec "$root/.venv/bin/usersession-operator" run "$@"
+fi
+exec "$root/.venv/bin/python" -m usersession_localstack "$@"

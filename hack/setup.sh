@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine, and does nothing that is
-# already done: Debian packages (redis-server), a virtualenv in .venv with the
+# already done: Debian packages (redis-server, shellcheck, jq), a virtualenv in .venv with the
 # package and its local and test extras (one venv serves both README commands),
-# and the control-plane binaries (built once per version into
+# and the control-plane binaries and KEDA (built once per version into
 # ~/.cache/usersession-operator). Safe to run repeatedly.
 set -euo pipefail
 
@@ -15,6 +15,7 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v jq >/dev/null || missing+=(jq)  # the README's walkthrough reads JSON with it
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -37,7 +38,13 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
-# Each prints a path on stdout; keep our own stdout clean for callers.
-"$root/hack/build-control-plane.sh" >/dev/null
+# Each prints a path on stdout; keep our own stdout clean for callers. The two
+# long Go builds run side by side: on a cold machine their downloads overlap.
+"$root/hack/build-control-plane.sh" >/dev/null &
+control_plane=$!
+"$root/hack/build-keda.sh" >/dev/null &
+keda=$!
+wait "$control_plane"
+wait "$keda"
 "$root/hack/build-helm.sh" >/dev/null
 "$root/hack/build-actionlint.sh" >/dev/null

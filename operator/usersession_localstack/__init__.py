@@ -1,8 +1,11 @@
-"""A real Kubernetes control plane and Redis on loopback, for tests and local runs.
+"""The local development stack: the whole product on loopback, for tests and hack/run.sh.
 
 envtest's approach, in Python: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok (fake nodes that run pods "for real" as far as the API
-is concerned) as local processes, plus redis-server with a password.
+is concerned) as local processes, redis-server with a password, the real KEDA
+operator, and (for the main job) the operator, the session API and a reference
+worker process per Running session pod. A development tool: it is not in the
+image (.dockerignore) and the operator does not import it.
 """
 
 from .cluster import LocalCluster

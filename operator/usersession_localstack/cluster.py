@@ -11,6 +11,7 @@ import socket
 import ssl
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,7 @@ from .pki import Pki, make_pki
 from .process import Component, ComponentFailed
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+KEDA_NAMESPACE = "keda"
 SERVICE_CIDR = "10.96.0.0/16"
 
 
@@ -58,17 +60,24 @@ def _kubeconfig(server: str, pki: Pki) -> dict[str, Any]:
 
 
 class LocalCluster:
-    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and redis-server.
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, redis-server,
+    the CRDs (ours and KEDA's) and the real KEDA operator.
 
     Use as a context manager (or call start/stop). Everything listens on
     127.0.0.1 with free ports, lives in one temporary directory, and is gone
-    after stop(), also when start() itself fails half-way.
+    after stop(), also when start() itself fails half-way. With keda=False the
+    cluster stops after the control plane and Redis (no CRDs, no KEDA).
     """
 
     def __init__(
-        self, nodes: int = 1, workdir: Path | None = None, keep_workdir: bool = False
+        self,
+        nodes: int = 1,
+        workdir: Path | None = None,
+        keep_workdir: bool = False,
+        keda: bool = True,
     ) -> None:
         self.nodes = nodes
+        self.with_keda = keda
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersession-cluster-"))
         self.keep_workdir = keep_workdir
@@ -81,6 +90,7 @@ class LocalCluster:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.redis_password_file = self.workdir / "redis-password"
         self._redis: Component | None = None
+        self._keda: Component | None = None
         self._pki: Pki | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -135,7 +145,7 @@ class LocalCluster:
             "--log-level": "warn",
         }
         etcd = self._launch("etcd", bin_dir, etcd_flags)
-        etcd.wait_until(lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
+        etcd.wait_until(lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
 
         apiserver_flags: dict[str, object] = {
             "--etcd-servers": f"http://127.0.0.1:{etcd_port}",
@@ -157,7 +167,7 @@ class LocalCluster:
             "--endpoint-reconciler-type": "none",
         }
         apiserver = self._launch("kube-apiserver", bin_dir, apiserver_flags)
-        apiserver.wait_until(lambda: self._api_ok("/readyz"), 120, "ready")
+        apiserver.wait_until(lambda: self.api_ok("/readyz"), 120, "ready")
 
         kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
         kcm_flags: dict[str, object] = {
@@ -196,16 +206,27 @@ class LocalCluster:
         scheduler.wait_until(
             lambda: _https_insecure_ok(f"https://127.0.0.1:{sched_port}/healthz"), 60
         )
-        kwok.wait_until(lambda: _http_ok(f"http://127.0.0.1:{kwok_port}/healthz"), 60)
+        kwok.wait_until(lambda: http_ok(f"http://127.0.0.1:{kwok_port}/healthz"), 60)
         for i in range(self.nodes):
             self._create_node(f"kwok-node-{i}")
         kwok.wait_until(self._nodes_ready, 60, "managing Ready nodes")
         # Pods are refused until the ServiceAccount controller made "default".
         kcm.wait_until(
-            lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"),
+            lambda: self.api_ok("/api/v1/namespaces/default/serviceaccounts/default"),
             60,
             "creating the default ServiceAccount",
         )
+        if self.with_keda:
+            from .manifests import install_crds
+
+            install_crds(self)
+            self.start_keda()
+
+    def add(self, component: Component) -> Component:
+        """Start a component of the stack's own; stop() stops it, before the cluster."""
+        component.start()
+        self.components.append(component)
+        return component
 
     def _launch(
         self,
@@ -220,6 +241,54 @@ class LocalCluster:
         component.start()
         self.components.append(component)
         return component
+
+    # -- KEDA --------------------------------------------------------------
+
+    def start_keda(self) -> None:
+        """(Re)start the real KEDA operator; tests stop it to show nothing is lost meanwhile."""
+        if self._keda is not None and self._keda.running():
+            return
+        assert self._pki is not None
+        with contextlib.suppress(urllib.error.HTTPError):  # 409: there already
+            self.api(
+                "POST",
+                "/api/v1/namespaces",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEDA_NAMESPACE}},
+            )
+        probe = free_port()
+        flags: dict[str, object] = {
+            "--metrics-bind-address": f"127.0.0.1:{free_port()}",
+            "--health-probe-bind-address": f"127.0.0.1:{probe}",
+            # KEDA's gRPC service for its metrics adapter, which is not run here:
+            # with maxReplicaCount 1 no HorizontalPodAutoscaler ever asks for metrics.
+            "--metrics-service-bind-address": f"127.0.0.1:{free_port()}",
+            "--cert-dir": self._pki.keda_cert_dir,
+            # In a cluster KEDA manages its certificates, webhook and APIService
+            # objects; here there are none of those to manage.
+            "--enable-cert-rotation": "false",
+            "--enable-webhook-patching": "false",
+            "--enable-apiservice-patching": "false",
+            "--zap-log-level": "info",
+        }
+        env = {
+            "KUBECONFIG": str(self.kubeconfig),
+            "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NAMESPACE,
+            "POD_NAMESPACE": KEDA_NAMESPACE,
+            "WATCH_NAMESPACE": "",  # all namespaces
+            "HOME": str(self.workdir),
+        }
+        argv = _argv(assets.keda_dir() / "keda-operator", flags)
+        keda = Component("keda-operator", argv, self.workdir / "logs", env=env)
+        keda.start()
+        if self._keda in self.components:
+            self.components.remove(self._keda)
+        self.components.append(keda)
+        self._keda = keda
+        keda.wait_until(lambda: http_ok(f"http://127.0.0.1:{probe}/readyz"), 120, "ready")
+
+    def stop_keda(self) -> None:
+        if self._keda is not None:
+            self._keda.stop()
 
     # -- redis -------------------------------------------------------------
 
@@ -290,7 +359,7 @@ class LocalCluster:
             return payload.decode()
         return json.loads(payload) if payload else None
 
-    def _api_ok(self, path: str) -> bool:
+    def api_ok(self, path: str) -> bool:
         try:
             self.api("GET", path)
         except OSError:
@@ -337,7 +406,7 @@ def _argv(binary: Path, flags: dict[str, object]) -> list[str]:
     return [str(binary)] + [f"{flag}={value}" for flag, value in flags.items()]
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:
         return bool(response.status == 200)
 

@@ -6,38 +6,46 @@ import time
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from . import assets
-from .cluster import LocalCluster
+
+if TYPE_CHECKING:
+    from .cluster import LocalCluster
 
 REPO_CRDS = assets.REPO_ROOT / "crds"
-FIELD_MANAGER = "usersession-localcluster"
+FIELD_MANAGER = "usersession-localstack"
 
 
 def crd_files() -> list[Path]:
-    """This project's CRDs plus KEDA's ScaledObject and TriggerAuthentication."""
+    """This project's CRDs plus all of KEDA's."""
     return sorted(REPO_CRDS.glob("*.yaml")) + assets.keda_crds()
 
 
 def install_crds(
     cluster: LocalCluster, files: Iterable[Path] | None = None, timeout: float = 60
 ) -> list[str]:
-    names = []
+    """Apply the CRDs and return once every one of them is served.
+
+    Established is not enough: for a moment after it, a list of the new kind
+    still fails with "storage is (re)initializing", which is what a client
+    started right away (the operator, KEDA) would log as an error.
+    """
+    crds = []
     for path in files if files is not None else crd_files():
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == "CustomResourceDefinition":
                 apply_crd(cluster, doc)
-                names.append(doc["metadata"]["name"])
+                crds.append(doc)
     deadline = time.monotonic() + timeout
-    for name in names:
-        while not _established(cluster, name):
+    for crd in crds:
+        while not (_established(cluster, crd["metadata"]["name"]) and _served(cluster, crd)):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"CRD {name} not Established after {timeout}s")
+                raise TimeoutError(f"CRD {crd['metadata']['name']} not served after {timeout}s")
             time.sleep(0.1)
-    return names
+    return [crd["metadata"]["name"] for crd in crds]
 
 
 def apply_crd(cluster: LocalCluster, crd: dict[str, Any]) -> None:
@@ -52,7 +60,12 @@ def apply_crd(cluster: LocalCluster, crd: dict[str, Any]) -> None:
 
 def _established(cluster: LocalCluster, name: str) -> bool:
     crd = cluster.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-    return any(
-        c["type"] == "Established" and c["status"] == "True"
-        for c in crd.get("status", {}).get("conditions", [])
-    )
+    # A CRD just created has `status: {conditions: null}` until the API server gets to it.
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def _served(cluster: LocalCluster, crd: dict[str, Any]) -> bool:
+    spec = crd["spec"]
+    version = next(v["name"] for v in spec["versions"] if v.get("served", True))
+    return cluster.api_ok(f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1")

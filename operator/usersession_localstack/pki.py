@@ -28,6 +28,7 @@ class Pki:
     admin_key: Path
     sa_key: Path  # service-account token signing key (private)
     sa_pub: Path
+    keda_cert_dir: Path  # tls.crt, tls.key, ca.crt: KEDA's --cert-dir (its gRPC metrics service)
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -125,6 +126,12 @@ def make_pki(directory: Path) -> Pki:
     # system:masters bypasses RBAC: the harness and the control-plane components
     # act as cluster admin; tests that need less privilege impersonate.
     admin_cert, admin_key = leaf("admin", "system:masters", ExtendedKeyUsageOID.CLIENT_AUTH)
+    keda_cert, keda_key = leaf(
+        "keda-operator",
+        None,
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
     sa_key = _key()
 
     pki = Pki(
@@ -135,6 +142,7 @@ def make_pki(directory: Path) -> Pki:
         admin_key=directory / "admin.key",
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
+        keda_cert_dir=directory / "keda",
     )
     _write_cert(pki.ca_cert, ca_cert)
     _write_cert(pki.server_cert, server_cert)
@@ -142,6 +150,10 @@ def make_pki(directory: Path) -> Pki:
     _write_cert(pki.admin_cert, admin_cert)
     _write_key(pki.admin_key, admin_key)
     _write_key(pki.sa_key, sa_key)
+    pki.keda_cert_dir.mkdir(exist_ok=True)
+    _write_cert(pki.keda_cert_dir / "ca.crt", ca_cert)
+    _write_cert(pki.keda_cert_dir / "tls.crt", keda_cert)
+    _write_key(pki.keda_cert_dir / "tls.key", keda_key)
     pki.sa_pub.write_bytes(
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -18,7 +18,7 @@ class ComponentFailed(RuntimeError):
     """A component exited or never became healthy; the message carries its log tail."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # If the Python process is killed outright (SIGKILL, OOM), its finally
     # blocks never run; the kernel then stops the children for us.
     with contextlib.suppress(OSError, AttributeError):
@@ -48,7 +48,7 @@ class Component:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,  # its own process group: we stop it and its children
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def running(self) -> bool:

@@ -19,9 +19,8 @@ from collections import Counter
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import free_port, wait_for
-from usersession_operator.localcluster.manifests import install_crds
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port, wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
@@ -52,7 +51,6 @@ def main() -> int:
     args = parser.parse_args()
 
     with LocalCluster() as cluster:
-        install_crds(cluster)
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         os.environ.update(
             {

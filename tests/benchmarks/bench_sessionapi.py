@@ -26,9 +26,8 @@ import requests
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import free_port, wait_for
-from usersession_operator.localcluster.manifests import install_crds
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port, wait_for
 
 WORKER = Path(__file__).parents[2] / "examples" / "worker" / "worker.py"
 TOKEN = "bench-token-0123456789abcdef"
@@ -78,7 +77,6 @@ def main() -> int:
     args = parser.parse_args()
 
     with LocalCluster() as cluster:
-        install_crds(cluster)
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         address = f"{cluster.redis_host}:{cluster.redis_port}"
         os.environ.update(

@@ -129,11 +129,15 @@ def test_starts_with_read_only_root(inspect: dict[str, Any]) -> None:
         assert result.returncode != 0, path
 
 
-def test_final_stage_has_no_build_tools_caches_or_build_secrets(inspect: dict[str, Any]) -> None:
+def test_final_stage_has_no_build_tools_caches_build_secrets_or_dev_stack(
+    inspect: dict[str, Any],
+) -> None:
     site = "/opt/venv/lib/python3*/site-packages"
     probe = (
         "for p in /opt/venv/bin/pip* /root/.cache /src /run/secrets/ca "
-        f"{site}/pip {site}/setuptools {site}/kubernetes/aio; "
+        f"{site}/pip {site}/setuptools {site}/kubernetes/aio "
+        # The local development stack and what only it needs stay out of the product.
+        f"{site}/usersession_localstack {site}/cryptography; "
         'do if [ -e "$p" ]; then echo "present: $p"; fi; done; '
         'for t in gcc cc make git; do command -v "$t" && echo "present: $t"; done; true'
     )

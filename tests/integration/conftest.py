@@ -10,20 +10,20 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import redis
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.config import kube_config
 
 from support.namespaces import fresh_namespace
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import free_port
-from usersession_operator.localcluster.manifests import install_crds
+from support.sessions import Api
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LocalCluster]:
     with LocalCluster() as local:
-        install_crds(local)
         previous = os.environ.get("KUBECONFIG"), kube_config.KUBE_CONFIG_DEFAULT_LOCATION
         # kopf (inside KopfRunner) and the kubernetes client both read this; the
         # client library copies KUBECONFIG into a module constant at import time.
@@ -99,3 +99,20 @@ def session_namespace(cluster: LocalCluster, api_client: client.ApiClient) -> It
     """A namespace holding the Redis Secret that sessions reference by default."""
     with fresh_namespace(api_client, "test", cluster.redis_password) as name:
         yield name
+
+
+@pytest.fixture(scope="session")
+def api(api_client: client.ApiClient) -> Api:
+    return Api(api_client)
+
+
+@pytest.fixture
+def rds(cluster: LocalCluster) -> Iterator[redis.Redis]:
+    conn = redis.Redis(
+        host=cluster.redis_host,
+        port=cluster.redis_port,
+        password=cluster.redis_password,
+        decode_responses=True,
+    )
+    yield conn
+    conn.close()

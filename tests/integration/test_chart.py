@@ -23,7 +23,7 @@ from support.chart import (
     render,
     service_account_kubeconfig,
 )
-from usersession_operator.localcluster import LocalCluster
+from usersession_localstack import LocalCluster
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
 

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from usersession_operator.localcluster import LocalCluster
+from usersession_localstack import LocalCluster
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 

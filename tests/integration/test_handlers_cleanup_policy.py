@@ -9,8 +9,8 @@ import redis
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import wait_for
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.usefixtures("operator")

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from usersession_operator.localcluster import LocalCluster, assets
+from usersession_localstack import LocalCluster, assets
 
 REPO = Path(__file__).resolve().parents[2]  # tests/support/chart.py -> repo
 CHART = REPO / "charts" / "usersession-operator"

@@ -14,9 +14,9 @@ import redis
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import wait_for
-from usersession_operator.localcluster.manifests import install_crds
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import wait_for
+from usersession_localstack.manifests import install_crds
 
 WIDGET_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -69,7 +69,7 @@ def widgets(
 
 
 def test_api_server_reports_the_pinned_version(api_client: client.ApiClient) -> None:
-    from usersession_operator.localcluster import assets
+    from usersession_localstack import assets
 
     info = client.VersionApi(api_client).get_code()
     assert info.git_version == assets.versions()["K8S_VERSION"]
@@ -231,6 +231,33 @@ def test_kopf_operator_reacts_to_an_object(
     assert runner.exception is None
 
 
+def test_keda_is_the_real_pinned_release_and_serves_every_crd(
+    cluster: LocalCluster, api_client: client.ApiClient
+) -> None:
+    from usersession_localstack import assets
+
+    log = (cluster.workdir / "logs" / "keda-operator.log").read_text()
+    assert f"KEDA Version: {assets.versions()['KEDA_VERSION']}" in log
+    crds = client.ApiextensionsV1Api(api_client).list_custom_resource_definition().items
+    keda = {c.metadata.name for c in crds if c.spec.group in ("keda.sh", "eventing.keda.sh")}
+    assert len(keda) == 6, keda  # KEDA watches all of its kinds
+
+
+def test_install_crds_returns_only_once_the_new_kind_can_be_listed(
+    cluster: LocalCluster, api_client: client.ApiClient, tmp_path: Path
+) -> None:
+    # A client started right after install (the operator, KEDA) must not meet
+    # "storage is (re)initializing".
+    crd = json.loads(json.dumps(WIDGET_CRD).replace("widget", "gadget").replace("Widget", "Gadget"))
+    path = tmp_path / "gadget.yaml"
+    path.write_text(json.dumps(crd))
+    install_crds(cluster, [path])
+    listed = client.CustomObjectsApi(api_client).list_cluster_custom_object(
+        "proof.example.com", "v1", "gadgets"
+    )
+    assert listed["items"] == []
+
+
 def test_redis_requires_the_password(cluster: LocalCluster) -> None:
     anonymous = redis.Redis(host=cluster.redis_host, port=cluster.redis_port)
     with pytest.raises(redis.AuthenticationError):
@@ -250,6 +277,7 @@ def test_stop_leaves_no_process_or_directory_behind() -> None:
         workdir = local.workdir
         assert workdir.exists()
     assert not workdir.exists()
-    assert len(pids) == 6  # redis, etcd, apiserver, controller-manager, scheduler, kwok
+    # redis, etcd, apiserver, controller-manager, scheduler, kwok, keda-operator
+    assert len(pids) == 7
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived stop()"

@@ -15,8 +15,8 @@ from typing import Any
 import requests
 from aiohttp import web
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import free_port, wait_for
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port, wait_for
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.settings import RedisDefaults
 

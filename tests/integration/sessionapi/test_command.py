@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import free_port, wait_for
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port, wait_for
 
 from .harness import ALICE_TOKEN, TOKENS
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import free_port, wait_for
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port, wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 from usersession_operator.sessionapi.app import create_app
 

@@ -1,0 +1,186 @@
+"""Runs the reference worker as a local process for each Running session pod.
+
+kwok pods run no containers, so without this a woken session has a Running pod
+that does nothing. The runner watches the operator's worker pods and, for each
+pod kwok reports Running, starts examples/worker/worker.py with that pod's
+environment (Secret references resolved, as the kubelet would); when the pod
+starts terminating or goes, the process gets SIGTERM and, after the pod's
+terminationGracePeriodSeconds, SIGKILL. Whatever image the pod names, the
+reference worker is what runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, watch
+
+from usersession_operator.names import (
+    COMPONENT_LABEL,
+    COMPONENT_WORKER,
+    MANAGED_BY_LABEL,
+    MANAGER,
+)
+
+from . import assets
+from .process import die_with_parent
+
+log = logging.getLogger(__name__)
+
+WORKER = assets.REPO_ROOT / "examples" / "worker" / "worker.py"
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}={COMPONENT_WORKER}"
+PodKey = tuple[str, str]
+
+
+class PodRunner:
+    """Keeps one worker process per Running, non-terminating session pod."""
+
+    def __init__(self, api_client: client.ApiClient, log_dir: Path) -> None:
+        self.core = client.CoreV1Api(api_client)
+        self.log_dir = log_dir
+        self.processes: dict[PodKey, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pod-runner", daemon=True)
+        self._lock = threading.Lock()
+
+    def start(self) -> PodRunner:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            keys = list(self.processes)
+        for key in keys:
+            self._terminate(key, grace=10)
+
+    # -- the watch loop --------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                pods: Any = self.core.list_pod_for_all_namespaces(label_selector=SELECTOR)
+                self._sync({_key(p): p for p in pods.items})
+                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                    self.core.list_pod_for_all_namespaces,
+                    label_selector=SELECTOR,
+                    resource_version=pods.metadata.resource_version,
+                    timeout_seconds=30,
+                )
+                for event in stream:
+                    if self._stopping.is_set():
+                        return
+                    pod = event["object"]
+                    if event["type"] == "DELETED":
+                        self._terminate_later(_key(pod), pod)
+                    else:
+                        self._pod_changed(pod)
+            except Exception as exc:  # an expired watch or an API hiccup: list again
+                if not self._stopping.is_set():
+                    log.debug("pod watch restarting: %s", exc)
+                    time.sleep(1)
+
+    def _sync(self, pods: Mapping[PodKey, Any]) -> None:
+        with self._lock:
+            gone = [key for key in self.processes if key not in pods]
+        for key in gone:
+            self._terminate_later(key, None)
+        for pod in pods.values():
+            self._pod_changed(pod)
+
+    def _pod_changed(self, pod: Any) -> None:
+        key = _key(pod)
+        if pod.metadata.deletion_timestamp is not None or pod.status.phase != "Running":
+            self._terminate_later(key, pod)
+            return
+        with self._lock:
+            running = self.processes.get(key)
+            if running is not None and running.poll() is None:
+                return
+            self.processes[key] = self._spawn(pod)
+
+    # -- processes ------------------------------------------------------------------
+
+    def _spawn(self, pod: Any) -> subprocess.Popen[bytes]:
+        container = pod.spec.containers[0]
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108  (a worker's HOME, not a temp file)
+            "PYTHONUNBUFFERED": "1",
+        }
+        for var in container.env or []:
+            value = self._env_value(pod.metadata.namespace, var)
+            if value is not None:
+                env[var.name] = value
+        log_path = self.log_dir / f"worker-{pod.metadata.namespace}-{pod.metadata.name}.log"
+        log.info("pod %s/%s is Running: starting its worker", *_key(pod))
+        with log_path.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, str(WORKER)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+
+    def _env_value(self, namespace: str, var: Any) -> str | None:
+        if var.value_from is None:
+            return str(var.value or "")
+        ref = var.value_from.secret_key_ref
+        if ref is not None:
+            try:
+                secret = self.core.read_namespaced_secret(ref.name, namespace)
+            except client.ApiException:
+                return None  # as a kubelet would, the container would not start; keep going
+            data = (secret.data or {}).get(ref.key)
+            return base64.b64decode(data).decode() if data is not None else None
+        ref = var.value_from.config_map_key_ref
+        if ref is not None:
+            try:
+                config_map = self.core.read_namespaced_config_map(ref.name, namespace)
+            except client.ApiException:
+                return None
+            return (config_map.data or {}).get(ref.key)
+        return None  # fieldRef and resourceFieldRef mean nothing to a local process
+
+    def _terminate_later(self, key: PodKey, pod: Any) -> None:
+        grace = 30
+        if pod is not None and pod.spec.termination_grace_period_seconds is not None:
+            grace = int(pod.spec.termination_grace_period_seconds)
+        with self._lock:
+            if key not in self.processes:
+                return
+        # Off the watch thread: a worker may take its whole grace period.
+        threading.Thread(target=self._terminate, args=(key, grace), daemon=True).start()
+
+    def _terminate(self, key: PodKey, grace: float) -> None:
+        with self._lock:
+            process = self.processes.pop(key, None)
+        if process is None or process.poll() is not None:
+            return
+        log.info("pod %s/%s went: stopping its worker (grace %ss)", *key, grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def _key(pod: Any) -> PodKey:
+    return pod.metadata.namespace, pod.metadata.name
