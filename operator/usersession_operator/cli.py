@@ -1,16 +1,15 @@
-"""`usersession-operator`: run the operator, against a cluster or a local one."""
+"""`usersession-operator`: run the operator against a cluster."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .model import check_settings
@@ -34,13 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
-        help="run the operator (against KUBECONFIG / ~/.kube/config / in-cluster config; "
-        "with none, against a local control plane and Redis started for the purpose)",
-    )
-    run.add_argument(
-        "--local",
-        action="store_true",
-        help="start and use a local control plane even when a cluster is configured",
+        help="run the operator against KUBECONFIG, ~/.kube/config or the in-cluster config",
     )
     run.add_argument(
         "-n",
@@ -84,46 +77,6 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
     return dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
 
 
-@contextlib.contextmanager
-def _local_cluster(settings: OperatorSettings) -> Iterator[OperatorSettings]:
-    """Start the embedded control plane + Redis and point the operator at it."""
-    from .localcluster import LocalCluster
-    from .localcluster.manifests import install_crds
-
-    print(
-        "No cluster configured: starting a local control plane and Redis "
-        "(the first run builds the binaries, which takes a while)...",
-        flush=True,
-    )
-    with LocalCluster() as cluster:
-        install_crds(cluster)
-        cluster.api(
-            "POST",
-            "/api/v1/namespaces/default/secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": settings.redis.secret_name},
-                "stringData": {settings.redis.secret_key: cluster.redis_password},
-            },
-        )
-        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-        address = f"{cluster.redis_host}:{cluster.redis_port}"
-        print(
-            f"\nLocal cluster ready.\n"
-            f"  kubeconfig: {cluster.kubeconfig}\n"
-            f"    export KUBECONFIG={cluster.kubeconfig}; kubectl get nodes\n"
-            f"  redis:      {address}  (Secret default/{settings.redis.secret_name})\n"
-            f"    REDISCLI_AUTH=$(cat {cluster.redis_password_file})"
-            f" redis-cli -p {cluster.redis_port}\n"
-            f"  logs:       {cluster.workdir / 'logs'}\n",
-            flush=True,
-        )
-        yield dataclasses.replace(
-            settings, redis=dataclasses.replace(settings.redis, address=address)
-        )
-
-
 def _run_operator(settings: OperatorSettings) -> None:
     import kopf
 
@@ -159,11 +112,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command == "run":
-        if args.local or not _has_cluster_config():
-            with _local_cluster(settings) as local_settings:
-                _run_operator(local_settings)
-        else:
+        if not _has_cluster_config():
+            # The local development stack is not part of the shipped operator.
+            print(
+                "usersession-operator: no cluster configured (KUBECONFIG, ~/.kube/config or "
+                "in-cluster). To try the whole product locally, run hack/run.sh from a "
+                "source checkout.",
+                file=sys.stderr,
+            )
+            return 2
+        try:
             _run_operator(settings)
+        except Exception as exc:  # kopf's ActivityError: a startup handler failed for good
+            # kopf has logged the handler's own message; a traceback adds nothing.
+            log.error("usersession-operator stopped: %s", exc)
+            return 1
     return 0
 
 

@@ -45,14 +45,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # kopf logs a line per handled watch event; with pods and Deployments
         # watched that drowns the operator's own messages.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # First, so that a taken port stops the operator before it has started
+    # anything; guarded because kopf reruns this handler after a temporary error.
+    if config.metrics_port and "metrics_server" not in memo:
+        memo["metrics_server"] = _serve_metrics(config)
     controller = Controller(config, Kube(await asyncio.to_thread(load_api_client)))
     memo["controller"] = controller
     memo["poller"] = asyncio.create_task(controller.poll_forever(), name="redis-poller")
-    if config.metrics_port:
-        server, _thread = start_http_server(
-            config.metrics_port, addr=config.listen_host, registry=metrics.REGISTRY
-        )
-        memo["metrics_server"] = server
     scope = ", ".join(config.namespaces) or "all namespaces"
     log.info(
         "usersession-operator started (watching %s; Redis default %s; poll every %ss)",
@@ -60,6 +59,22 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config.redis.address,
         config.poll_interval_seconds,
     )
+
+
+def _serve_metrics(config: OperatorSettings) -> Any:
+    try:
+        server, _thread = start_http_server(
+            config.metrics_port, addr=config.listen_host, registry=metrics.REGISTRY
+        )
+    except OSError as exc:
+        # kopf would retry a plain error every minute for ever; a taken port
+        # stays taken, so the operator stops and says which setting to change.
+        raise kopf.PermanentError(
+            f"cannot serve metrics on {config.listen_host}:{config.metrics_port} "
+            f"({exc.strerror or exc}): free the port or choose another with "
+            "USERSESSION_METRICS_PORT or --metrics-port (0 turns metrics off)"
+        ) from exc
+    return server
 
 
 @kopf.on.login()

@@ -1,0 +1,65 @@
+"""`usersession-operator run` as a user starts it: a process, its exit code and its output."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port
+
+OPERATOR = Path(sys.executable).with_name("usersession-operator")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        # Listening, so that no SO_REUSEADDR on the other side can share the port.
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_taken_metrics_port_stops_the_operator_with_a_clear_message(
+    cluster: LocalCluster, taken_port: int
+) -> None:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
+        "USERSESSION_LISTEN_HOST": "127.0.0.1",
+    }
+    argv = ["run", "--metrics-port", str(taken_port), "--liveness-port", str(free_port())]
+    # Before the fix, kopf retried the startup handler every minute for ever:
+    # the timeout is what fails then.
+    done = subprocess.run(
+        [str(OPERATOR), *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout
+    assert f"127.0.0.1:{taken_port}" in done.stdout
+    assert "USERSESSION_METRICS_PORT" in done.stdout
+    assert "--metrics-port" in done.stdout
+    assert "Traceback" not in done.stdout, done.stdout
+
+
+def test_without_a_cluster_the_operator_points_at_the_local_stack(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config
+    done = subprocess.run(
+        [str(OPERATOR), "run"], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 2
+    assert "no cluster configured" in done.stderr
+    assert "hack/run.sh" in done.stderr
