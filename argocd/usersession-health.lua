@@ -2,7 +2,9 @@
 -- Install as resource.customizations.health.sessions.ai-infra.dev_UserSession
 -- in the argocd-cm ConfigMap (see README.md, "Argo CD").
 --
--- A sleeping session is healthy: scale-to-zero is its normal state.
+-- A sleeping session is healthy: scale-to-zero is its normal state. One that
+-- would not wake (KEDA's scaler failing, its queue unreadable) is reported by
+-- the operator as Degraded, and so it is here.
 hs = {}
 
 local status = obj.status

@@ -35,7 +35,7 @@ from .names import child_name
 from .queues import RedisQueues, Target, processing_key
 from .settings import OperatorSettings
 from .state import ClusterState, Key, ReconcileResult
-from .status import Observation, compute_status, status_patch
+from .status import Observation, compute_status, new_warning, status_patch
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,11 @@ class Controller:
             patch = status_patch(previous, desired)
             if patch is None:
                 return
+            warning = new_warning(previous, desired)
+            if warning is not None:
+                # Before the write, so whoever sees the new status also finds the
+                # event; a refused write repeats it, which beats losing it.
+                await self._warn(key, body, *warning)
             try:
                 await asyncio.to_thread(self.kube.patch_status, key[0], key[1], patch)
             except ApiException as exc:
@@ -180,6 +185,14 @@ class Controller:
                 return
             metrics.STATUS_PATCHES.inc()
             self.state.written_status[key] = desired
+
+    async def _warn(self, key: Key, body: Mapping[str, Any], reason: str, message: str) -> None:
+        log.warning("UserSession %s/%s: %s: %s", *key, reason, message)
+        try:
+            await asyncio.to_thread(self.kube.post_event, body, "Warning", reason, message)
+        except Exception as exc:  # an event is a courtesy: it must not fail a status update
+            detail = _api_error(exc) if isinstance(exc, ApiException) else type(exc).__name__
+            log.warning("could not post a %s event for %s/%s: %s", reason, *key, detail)
 
     def _observe(self, key: Key, body: Mapping[str, Any]) -> Observation:
         spec = body.get("spec") or {}

@@ -9,6 +9,7 @@ Calls here are blocking; the handlers run them in worker threads.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 from collections.abc import Mapping
@@ -18,12 +19,15 @@ import kopf
 from kubernetes import client, config
 from kubernetes.client import ApiException
 
-from .model import GROUP, PLURAL, VERSION
+from .model import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 FIELD_MANAGER = "usersession-operator"
 # Owns spec.replicas of a new Deployment until KEDA's scale updates take it over;
 # see Kube.apply_deployment.
 SEED_MANAGER = "usersession-operator-seed"
+
+# kopf cuts event messages to this length too; longer ones risk being refused.
+_EVENT_MESSAGE_LIMIT = 1024
 
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
@@ -159,6 +163,37 @@ class Kube:
             _content_type=_MERGE,
             _preload_content=False,
         )
+
+    def post_event(self, session: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about a UserSession, for callers outside kopf's handlers.
+
+        kopf.warn needs a queue kopf only sets up while it handles an object's
+        watch event, so it fails in the poller.
+        """
+        meta = session["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        if len(message) > _EVENT_MESSAGE_LIMIT:
+            message = message[: _EVENT_MESSAGE_LIMIT - 3] + "..."
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{FIELD_MANAGER}-", namespace=meta["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=API_VERSION,
+                kind=KIND,
+                namespace=meta["namespace"],
+                name=meta["name"],
+                uid=meta.get("uid"),
+            ),
+            type=type_,
+            reason=reason,
+            message=message,
+            source=client.V1EventSource(component=FIELD_MANAGER),
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )
+        self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
 
     def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         secret = self.core.read_namespaced_secret(name, namespace)

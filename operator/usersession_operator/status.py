@@ -14,6 +14,9 @@ from typing import Any
 PENDING, SLEEPING, WAKING, RUNNING = "Pending", "Sleeping", "Waking", "Running"
 SUSPENDED, DEGRADED, TERMINATING = "Suspended", "Degraded", "Terminating"
 
+# Ready reasons saying the session will not wake: worth a Warning event when they appear.
+SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
+
 # lastActivityTime is refreshed at most this often while a session is busy, so
 # that a running session costs one status write a minute, not one per poll.
 ACTIVITY_RESOLUTION = dt.timedelta(seconds=60)
@@ -114,6 +117,25 @@ def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dic
     return patch or None
 
 
+def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of a Warning event when `desired` newly says the session will not wake.
+
+    Only on the transition: a session that stays broken is not re-announced on every poll.
+    """
+    after = _ready_condition(desired)
+    reason = after.get("reason")
+    if reason not in (SCALER_FAILED, REDIS_UNREACHABLE):
+        return None
+    if _ready_condition(previous).get("reason") == reason:
+        return None
+    return reason, after.get("message") or ""
+
+
+def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    conditions = status.get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
 def _with_removals(previous: Any, desired: Any) -> Any:
     if not (isinstance(previous, Mapping) and isinstance(desired, Mapping)):
         return desired
@@ -152,6 +174,14 @@ def _phase(obs: Observation, pod: Mapping[str, Any] | None, desired: int) -> tup
         return DEGRADED, "ProgressDeadlineExceeded", "the session's Deployment is not progressing"
     if obs.suspend:
         return SUSPENDED, SUSPENDED, "spec.suspend is true: the session stays at zero replicas"
+    # A session that KEDA cannot scale, or whose queue the operator cannot read,
+    # will not wake on the next message (nor sleep when idle): Ready must not
+    # promise that, whether the pod is up or not.
+    keda = _keda_ready(obs.scaled_object)
+    if keda is not None and keda.get("status") == "False":
+        return DEGRADED, SCALER_FAILED, f"KEDA cannot scale the session: {_keda_message(keda)}"
+    if obs.redis_error:
+        return DEGRADED, REDIS_UNREACHABLE, f"cannot read the queue: {obs.redis_error}"
     if pod is not None and _pod_ready(pod):
         return RUNNING, RUNNING, f"pod {pod['metadata']['name']} is ready"
     if desired >= 1:
@@ -289,15 +319,24 @@ def _redis_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> 
     )
 
 
-def _scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
-    keda = next(
+def _keda_ready(scaled_object: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """KEDA's own Ready condition on the ScaledObject, if it reported one."""
+    return next(
         (
             c
-            for c in (obs.scaled_object or {}).get("status", {}).get("conditions", []) or []
+            for c in (scaled_object or {}).get("status", {}).get("conditions", []) or []
             if c.get("type") == "Ready"
         ),
         None,
     )
+
+
+def _keda_message(keda: Mapping[str, Any]) -> str:
+    return keda.get("message") or keda.get("reason") or "its Ready condition is False"
+
+
+def _scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
+    keda = _keda_ready(obs.scaled_object)
     if keda is None or keda.get("status") not in ("True", "False", "Unknown"):
         return _condition(
             old,

@@ -63,3 +63,30 @@ def test_missing_conditions_do_not_break_the_script(argocd_health: Health) -> No
     health, message = argocd_health(_session(phase="Sleeping", observedGeneration=1))
     assert health == "Progressing"
     assert message == "Sleeping"
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        (
+            "ScalerFailed",
+            "KEDA cannot scale the session: error establishing redis connection: WRONGPASS "
+            "invalid username-password pair or user is disabled.",
+        ),
+        (
+            "RedisUnreachable",
+            "cannot read the queue: ConnectionError: Error 111 connecting to redis:6379.",
+        ),
+    ],
+)
+def test_session_that_cannot_wake_is_degraded_with_the_reason(
+    argocd_health: Health, reason: str, message: str
+) -> None:
+    # Not Healthy: a sleeping session is healthy only because a message would wake it.
+    conditions = [
+        {"type": "Ready", "status": "False", "reason": reason, "message": message},
+        {"type": "RedisReachable", "status": "True", "reason": "QueuePolled", "message": "ok"},
+        {"type": "ScalerReady", "status": "False", "reason": "ScaledObjectCheckFailed"},
+    ]
+    obj = _session(phase="Degraded", observedGeneration=1, conditions=conditions)
+    assert argocd_health(obj) == ("Degraded", f"Degraded: {message}")

@@ -13,13 +13,16 @@ from usersession_operator.status import (
     ACTIVITY_RESOLUTION,
     DEGRADED,
     PENDING,
+    REDIS_UNREACHABLE,
     RUNNING,
+    SCALER_FAILED,
     SLEEPING,
     SUSPENDED,
     TERMINATING,
     WAKING,
     Observation,
     compute_status,
+    new_warning,
     status_patch,
 )
 
@@ -591,6 +594,182 @@ def test_ready_pod_is_preferred_over_a_newer_unready_one() -> None:
     )
     assert status["phase"] == RUNNING
     assert status["pod"]["name"] == "alice-a"
+
+
+# -- waking: Ready promises that the next message wakes the session ------------------
+
+# Shaped like KEDA 2.21's message when it cannot build the redis scaler (wrong password).
+KEDA_WRONGPASS = (
+    "failed to ensure HPA is correctly created for ScaledObject: connection to redis "
+    "failed: WRONGPASS invalid username-password pair or user is disabled."
+)
+
+
+def failing_scaler(message: str | None = KEDA_WRONGPASS) -> dict[str, Any]:
+    return scaled_object("False", "ScaledObjectCheckFailed", message)
+
+
+def test_sleeping_session_whose_scaler_fails_is_degraded_not_ready() -> None:
+    status = compute_status(observe(scaled_object_=failing_scaler()), {})
+    assert status["phase"] == DEGRADED
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", SCALER_FAILED)
+    assert ready["message"] == f"KEDA cannot scale the session: {KEDA_WRONGPASS}"
+    scaler = condition(status, "ScalerReady")
+    assert (scaler["status"], scaler["reason"], scaler["message"]) == (
+        "False",
+        "ScaledObjectCheckFailed",
+        KEDA_WRONGPASS,
+    )
+
+
+def test_running_session_whose_scaler_fails_is_degraded() -> None:
+    # It will not be scaled down when idle, nor woken again once it is.
+    obs = observe(
+        deployment_=deployment(replicas=1, ready=1),
+        pods=[pod()],
+        scaled_object_=scaled_object(
+            "False", "TriggerError", "Triggers defined in ScaledObject are not working correctly"
+        ),
+    )
+    status = compute_status(obs, {})
+    assert status["phase"] == DEGRADED
+    assert status["pod"]["ready"] is True
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", SCALER_FAILED)
+    assert "Triggers defined in ScaledObject are not working correctly" in ready["message"]
+
+
+def test_failing_scaler_without_a_message_still_says_why() -> None:
+    obs = observe(scaled_object_=scaled_object("False", "ErrorScalingTarget", message=None))
+    ready = condition(compute_status(obs, {}), "Ready")
+    assert ready["reason"] == SCALER_FAILED
+    assert ready["message"] == "KEDA cannot scale the session: ErrorScalingTarget"
+
+
+@pytest.mark.parametrize("keda", ["Unknown", None], ids=["unknown", "not-reported"])
+def test_scaler_not_known_to_fail_does_not_degrade(keda: str | None) -> None:
+    # Unknown: KEDA has not checked yet, or only some triggers fail while others are active.
+    obs = observe(scaled_object_=scaled_object(keda, "PartialTriggerError", "some triggers fail"))
+    status = compute_status(obs, {})
+    assert status["phase"] == SLEEPING
+
+
+def test_session_recovers_when_keda_reports_ready_again() -> None:
+    later = NOW + dt.timedelta(minutes=4)
+    failed = as_served(compute_status(observe(scaled_object_=failing_scaler()), {}))
+    status = compute_status(observe(now=later), failed)
+    assert status["phase"] == SLEEPING
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", SLEEPING)
+    assert ready["lastTransitionTime"] == ts(later)
+    assert condition(status, "ScalerReady")["status"] == "True"
+
+
+def test_operator_unable_to_read_the_queue_is_degraded() -> None:
+    error = "AuthenticationError: invalid username-password pair or user is disabled."
+    status = compute_status(observe(queue_depth=None, redis_error=error), {"queueDepth": 2})
+    assert status["phase"] == DEGRADED
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", REDIS_UNREACHABLE)
+    assert ready["message"] == f"cannot read the queue: {error}"
+    assert condition(status, "RedisReachable")["status"] == "False"
+    assert status["queueDepth"] == 2
+
+
+def test_session_recovers_when_the_queue_is_readable_again() -> None:
+    failed = as_served(compute_status(observe(queue_depth=None, redis_error="timeout"), {}))
+    status = compute_status(observe(queue_depth=0), failed)
+    assert status["phase"] == SLEEPING
+    assert condition(status, "Ready")["status"] == "True"
+
+
+def test_failing_scaler_is_named_before_the_operators_own_redis_error() -> None:
+    # KEDA is what wakes the session; its message is the one that explains why it will not.
+    obs = observe(scaled_object_=failing_scaler(), queue_depth=None, redis_error="timeout")
+    assert condition(compute_status(obs, {}), "Ready")["reason"] == SCALER_FAILED
+
+
+@pytest.mark.parametrize(
+    ("overrides", "phase", "reason"),
+    [
+        ({"suspend": True}, SUSPENDED, SUSPENDED),
+        ({"deleting": True}, TERMINATING, TERMINATING),
+        ({"reconcile_error": "apply failed"}, DEGRADED, "ReconcileFailed"),
+        ({"deployment_": None}, PENDING, "ChildrenMissing"),
+        (
+            {
+                "deployment_": deployment(replicas=1),
+                "pods": [pod(ready=False, waiting="CrashLoopBackOff")],
+            },
+            DEGRADED,
+            "CrashLoopBackOff",
+        ),
+        (
+            {"deployment_": deployment(replicas=1, progress_deadline_exceeded=True)},
+            DEGRADED,
+            "ProgressDeadlineExceeded",
+        ),
+    ],
+    ids=["suspended", "terminating", "reconcile-error", "children-missing", "stuck", "deadline"],
+)
+@pytest.mark.parametrize("failure", ["scaler", "redis"])
+def test_other_states_take_precedence_over_scaler_and_redis_failures(
+    overrides: dict[str, Any], phase: str, reason: str, failure: str
+) -> None:
+    if failure == "scaler":
+        overrides = {"scaled_object_": failing_scaler(), **overrides}
+    else:
+        overrides = {"queue_depth": None, "redis_error": "timeout", **overrides}
+    status = compute_status(observe(**overrides), {})
+    assert status["phase"] == phase
+    assert condition(status, "Ready")["reason"] == reason
+
+
+def test_a_session_newly_unable_to_wake_deserves_one_warning() -> None:
+    sleeping = as_served(compute_status(observe(), {}))
+    failed = compute_status(observe(scaled_object_=failing_scaler()), sleeping)
+    assert new_warning(sleeping, failed) == (
+        SCALER_FAILED,
+        f"KEDA cannot scale the session: {KEDA_WRONGPASS}",
+    )
+    # The next polls find it just as broken: no more events.
+    later = compute_status(
+        observe(scaled_object_=failing_scaler(), now=NOW + ACTIVITY_RESOLUTION), failed
+    )
+    assert new_warning(as_served(failed), later) is None
+
+
+def test_a_session_created_broken_deserves_a_warning() -> None:
+    failed = compute_status(observe(queue_depth=None, redis_error="timeout"), {})
+    assert new_warning({}, failed) == (REDIS_UNREACHABLE, "cannot read the queue: timeout")
+
+
+def test_a_new_reason_not_to_wake_deserves_a_new_warning() -> None:
+    redis_down = as_served(compute_status(observe(queue_depth=None, redis_error="timeout"), {}))
+    failed = compute_status(observe(scaled_object_=failing_scaler()), redis_down)
+    warning = new_warning(redis_down, failed)
+    assert warning is not None
+    assert warning[0] == SCALER_FAILED
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        observe(),
+        observe(reconcile_error="boom"),
+        observe(suspend=True, scaled_object_=failing_scaler()),
+    ],
+    ids=["healthy", "other-degradation", "suspended"],
+)
+def test_other_statuses_deserve_no_warning_from_here(after: Observation) -> None:
+    # Reconcile failures already reach kopf, which posts its own events for them.
+    assert new_warning({}, compute_status(after, {})) is None
+
+
+def test_recovery_deserves_no_warning() -> None:
+    failed = as_served(compute_status(observe(scaled_object_=failing_scaler()), {}))
+    assert new_warning(failed, compute_status(observe(), failed)) is None
 
 
 _SCENARIOS: dict[str, Observation] = {

@@ -1,0 +1,145 @@
+"""Controller.refresh_status posts one Warning event when a session newly cannot wake.
+
+The Kubernetes API is replaced by a recorder; the status itself is covered in test_status.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiException
+
+from usersession_operator.controller import Controller
+from usersession_operator.names import INSTANCE_LABEL
+from usersession_operator.settings import OperatorSettings
+from usersession_operator.state import QueueReading
+
+NAMESPACE, NAME = "team-a", "alice"
+KEY = (NAMESPACE, NAME)
+WRONGPASS = "error establishing redis connection: WRONGPASS invalid username-password pair"
+
+
+class RecordingKube:
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+        self.events: list[tuple[str, str, str, str]] = []
+        self.calls: list[str] = []
+        self.event_error: Exception | None = None
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.patches.append(copy.deepcopy(patch))
+        self.calls.append(f"status {patch.get('phase')}")
+
+    def post_event(self, session: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        if self.event_error is not None:
+            raise self.event_error
+        self.events.append((session["metadata"]["name"], type_, reason, message))
+        self.calls.append(f"event {reason}")
+
+
+def _child(kind: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": {INSTANCE_LABEL: NAME}},
+        **extra,
+    }
+
+
+def _scaled_object(ready: str, message: str = "ready for scaling") -> dict[str, Any]:
+    reason = "ScaledObjectReady" if ready == "True" else "ScaledObjectCheckFailed"
+    condition = {"type": "Ready", "status": ready, "reason": reason, "message": message}
+    return _child("ScaledObject", status={"conditions": [condition]})
+
+
+@pytest.fixture
+def kube() -> RecordingKube:
+    return RecordingKube()
+
+
+@pytest.fixture
+def controller(kube: RecordingKube) -> Controller:
+    controller = Controller(OperatorSettings(), kube)  # type: ignore[arg-type]
+    state = controller.state
+    state.upsert_session(
+        {
+            "apiVersion": "sessions.ai-infra.dev/v1alpha1",
+            "kind": "UserSession",
+            "metadata": {"name": NAME, "namespace": NAMESPACE, "uid": "u-1", "generation": 1},
+            "spec": {"userId": "alice@example.com", "workload": {"image": "worker:1"}},
+        }
+    )
+    state.record_child(state.deployments, _child("Deployment", spec={"replicas": 0}), False)
+    state.record_child(state.trigger_authentications, _child("TriggerAuthentication"), False)
+    state.record_child(state.scaled_objects, _scaled_object("True"), False)
+    state.queues[KEY] = QueueReading(0)
+    return controller
+
+
+def _refresh(controller: Controller) -> None:
+    asyncio.run(controller.refresh_status(KEY))
+
+
+def _scaler(controller: Controller, ready: str, message: str = WRONGPASS) -> None:
+    controller.state.record_child(
+        controller.state.scaled_objects, _scaled_object(ready, message), False
+    )
+
+
+def test_one_event_when_the_scaler_starts_failing(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Sleeping"
+    assert kube.events == []
+
+    _scaler(controller, "False")
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Degraded"
+    assert kube.events == [
+        (NAME, "Warning", "ScalerFailed", f"KEDA cannot scale the session: {WRONGPASS}")
+    ]
+
+    # Later polls find it as broken as before, even in other words: no more events.
+    _refresh(controller)
+    _scaler(controller, "False", WRONGPASS + ".")
+    _refresh(controller)
+    assert len(kube.events) == 1
+
+
+def test_a_new_event_after_recovery_and_a_new_failure(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    _scaler(controller, "False")
+    _refresh(controller)
+    _scaler(controller, "True")
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Sleeping"
+    assert len(kube.events) == 1
+
+    controller.state.queues[KEY] = QueueReading(None, "ConnectionError: Connection refused")
+    _refresh(controller)
+    assert [e[2] for e in kube.events] == ["ScalerFailed", "RedisUnreachable"]
+    assert "Connection refused" in kube.events[-1][3]
+
+
+def test_the_event_is_posted_before_the_status_says_why(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    # Whoever reads the Degraded status must find the event that explains it.
+    _refresh(controller)
+    _scaler(controller, "False")
+    _refresh(controller)
+    assert kube.calls[-2:] == ["event ScalerFailed", "status Degraded"]
+
+
+def test_an_event_that_cannot_be_posted_does_not_fail_the_status_update(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    _scaler(controller, "False")
+    kube.event_error = ApiException(status=403, reason="Forbidden")
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Degraded"
+    assert controller.state.written_status[KEY]["phase"] == "Degraded"
