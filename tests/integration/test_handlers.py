@@ -6,131 +6,20 @@ import base64
 import json
 import logging
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-from kubernetes import client, watch
-from kubernetes.client import ApiException
+from kubernetes import watch
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import wait_for
+from support.sessions import FAST_SCALING, IMAGE, Api, condition, unique
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 from usersession_operator.names import child_name
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-IMAGE = "registry.example.com/session-worker:0.1.0"
-
-
-# -- helpers -----------------------------------------------------------------------
-
-
-class Api:
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self.custom = client.CustomObjectsApi(api_client)
-        self.apps = client.AppsV1Api(api_client)
-        self.core = client.CoreV1Api(api_client)
-
-    def create(self, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "UserSession",
-            "metadata": {"name": name},
-            "spec": {"userId": "alice@example.com", "workload": {"image": IMAGE}, **spec},
-        }
-        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, body
-        )
-        return created
-
-    def session(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return found
-
-    def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
-        )
-
-    def delete(self, namespace: str, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-
-    def child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        group, version, plural = {
-            "Deployment": ("apps", "v1", "deployments"),
-            "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
-            "TriggerAuthentication": ("keda.sh", "v1alpha1", "triggerauthentications"),
-        }[kind]
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                group, version, namespace, plural, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return found
-
-    def wait_status(
-        self,
-        namespace: str,
-        name: str,
-        check: Callable[[dict[str, Any]], bool],
-        timeout: float = 30,
-    ) -> dict[str, Any]:
-        def ready() -> dict[str, Any] | None:
-            obj = self.session(namespace, name)
-            status = (obj or {}).get("status") or {}
-            return status if status and check(status) else None
-
-        try:
-            result: dict[str, Any] = wait_for(ready, timeout)
-        except TimeoutError:
-            raise AssertionError(
-                f"status never matched; last: {(self.session(namespace, name) or {}).get('status')}"
-            ) from None
-        return result
-
-    def scale_as_keda(self, namespace: str, name: str, replicas: int) -> None:
-        # What KEDA does: the scale subresource, under its own field manager.
-        self.apps.patch_namespaced_deployment_scale(
-            name, namespace, {"spec": {"replicas": replicas}}, field_manager="keda-operator"
-        )
-
-
-@pytest.fixture(scope="module")
-def api(api_client: client.ApiClient) -> Api:
-    return Api(api_client)
-
-
-@pytest.fixture
-def rds(cluster: LocalCluster) -> Iterator[redis.Redis]:
-    conn = redis.Redis(
-        host=cluster.redis_host,
-        port=cluster.redis_port,
-        password=cluster.redis_password,
-        decode_responses=True,
-    )
-    yield conn
-    conn.close()
-
-
-def unique(prefix: str = "s") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(c for c in status.get("conditions", []) if c["type"] == type_)
 
 
 # -- creation ----------------------------------------------------------------------
@@ -212,12 +101,14 @@ def test_new_deployment_is_never_observed_with_replicas_other_than_zero(
     assert api.core.list_namespaced_pod(ns).items == []
 
 
-def test_spec_update_changes_children_but_never_replicas(api: Api, session_namespace: str) -> None:
+def test_spec_update_changes_children_but_never_replicas(
+    api: Api, session_namespace: str, rds: redis.Redis
+) -> None:
     ns, name = session_namespace, unique()
-    api.create(ns, name)
-    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    api.create(ns, name, scaling=FAST_SCALING)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
 
-    api.scale_as_keda(ns, name, 1)
+    rds.lpush(status["queueName"], "work")  # nobody consumes it: KEDA keeps the session awake
     api.wait_status(ns, name, lambda s: s.get("phase") == "Running")
 
     api.patch_spec(
@@ -225,7 +116,7 @@ def test_spec_update_changes_children_but_never_replicas(api: Api, session_names
         name,
         {
             "workload": {"image": IMAGE.replace("0.1.0", "0.2.0")},
-            "scaling": {"idleTimeoutSeconds": 300},
+            "scaling": {**FAST_SCALING, "idleTimeoutSeconds": 6},
         },
     )
     api.wait_status(ns, name, lambda s: s.get("observedGeneration") == 2)
@@ -240,12 +131,15 @@ def test_spec_update_changes_children_but_never_replicas(api: Api, session_names
         if "f:replicas" in json.dumps(m.get("fieldsV1", {}))
     }
     assert "usersession-operator" not in managers
+    assert "keda" in " ".join(sorted(managers)), managers  # KEDA took replicas over
     scaled = api.child("ScaledObject", ns, name)
     assert scaled is not None
-    assert scaled["spec"]["cooldownPeriod"] == 300
+    assert scaled["spec"]["cooldownPeriod"] == 6
 
-    # Lifting a change again must not drop replicas back to the default of 1 either.
-    api.scale_as_keda(ns, name, 0)
+    # Asleep again (KEDA, once the queue is empty), a change must not drop
+    # replicas back to the default of 1 either.
+    rds.delete(status["queueName"])
+    api.wait_replicas(ns, name, 0)
     api.patch_spec(ns, name, {"workload": {"image": IMAGE}})
     api.wait_status(ns, name, lambda s: s.get("observedGeneration") == 3)
     deployment = api.child("Deployment", ns, name)
@@ -277,7 +171,7 @@ def test_queue_depth_and_pod_state_show_in_status(
     api: Api, session_namespace: str, rds: redis.Redis
 ) -> None:
     ns, name = session_namespace, unique()
-    api.create(ns, name)
+    api.create(ns, name, scaling=FAST_SCALING)
     status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping" and "queueDepth" in s)
     assert status["queueDepth"] == 0
 
@@ -286,8 +180,7 @@ def test_queue_depth_and_pod_state_show_in_status(
     assert status["lastActivityTime"]
     assert condition(status, "RedisReachable")["status"] == "True"
 
-    api.scale_as_keda(ns, name, 1)
-    # Pod readiness and the Deployment's readyReplicas arrive by separate watches.
+    # KEDA wakes it; pod readiness and readyReplicas arrive by separate watches.
     status = api.wait_status(ns, name, lambda s: s.get("phase") == "Running" and s["readyReplicas"])
     assert status["pod"]["phase"] == "Running"
     assert status["pod"]["ready"] is True
@@ -296,7 +189,6 @@ def test_queue_depth_and_pod_state_show_in_status(
     assert status["readyReplicas"] == 1
 
     rds.delete(status["queueName"])
-    api.scale_as_keda(ns, name, 0)
     api.wait_status(
         ns, name, lambda s: s.get("phase") == "Sleeping" and "pod" not in s and s["queueDepth"] == 0
     )
@@ -525,7 +417,7 @@ def test_password_appears_in_no_status_event_child_or_log(
 
 
 def test_argocd_health_check_follows_live_sessions(
-    api: Api, session_namespace: str, cluster: LocalCluster, argocd_health: Any
+    api: Api, session_namespace: str, cluster: LocalCluster, rds: redis.Redis, argocd_health: Any
 ) -> None:
     ns, name, bad = session_namespace, unique(), unique("bad")
 
@@ -534,11 +426,11 @@ def test_argocd_health_check_follows_live_sessions(
         assert obj is not None
         return str(argocd_health(obj)[0])
 
-    api.create(ns, name)
-    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    api.create(ns, name, scaling=FAST_SCALING)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
     assert health(name) == "Healthy"
 
-    api.scale_as_keda(ns, name, 1)
+    rds.lpush(status["queueName"], "work")
     api.wait_status(ns, name, lambda s: s.get("phase") == "Running")
     assert health(name) == "Healthy"
 

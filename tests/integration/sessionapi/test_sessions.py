@@ -10,23 +10,13 @@ import pytest
 import redis
 from kubernetes import client
 
-from usersession_operator.localcluster import LocalCluster
-from usersession_operator.localcluster.cluster import wait_for
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 from .harness import Http, Worker, create_sleeping
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture
-def rds(cluster: LocalCluster) -> redis.Redis:
-    return redis.Redis(
-        host=cluster.redis_host,
-        port=cluster.redis_port,
-        password=cluster.redis_password,
-        decode_responses=True,
-    )
 
 
 def test_create_makes_a_usersession_that_reaches_sleeping(
@@ -131,9 +121,10 @@ def test_wake_queues_a_message_unless_running(
     assert woken["phase"] == "Sleeping"
     assert json.loads(rds.lindex(status["queue_name"], 0) or "{}")["type"] == "wake"
 
+    # KEDA sees the wake message and scales the session up (sessions made by
+    # the API poll every 10 s); no worker consumes it here, so drop it by hand.
+    wait_for(lambda: alice.call("GET", f"/session/{sid}/status").json()["phase"] == "Running", 45)
     rds.delete(status["queue_name"])
-    _scale_as_keda(api_client, api_namespace, sid, 1)
-    wait_for(lambda: alice.call("GET", f"/session/{sid}/status").json()["phase"] == "Running", 30)
     again = alice.call("POST", f"/session/{sid}/wake").json()
     assert again == {"id": sid, "phase": "Running", "queued": False}
     assert rds.llen(status["queue_name"]) == 0
@@ -146,7 +137,7 @@ def test_sleep_refuses_with_pending_messages_and_never_deletes_them(
     sid = status["id"]
     alice.call("POST", f"/session/{sid}/chat?wait=0", {"message": "one"})
     alice.call("POST", f"/session/{sid}/chat?wait=0", {"message": "two"})
-    _scale_as_keda(api_client, api_namespace, sid, 1)
+    wait_for(lambda: _replicas(api_client, api_namespace, sid) == 1, 45)  # KEDA woke it
     refused = alice.call("POST", f"/session/{sid}/sleep")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "messages_pending"
@@ -156,12 +147,15 @@ def test_sleep_refuses_with_pending_messages_and_never_deletes_them(
 
 
 def test_sleep_with_an_empty_queue_scales_to_zero_through_the_scale_subresource(
-    alice: Http, api_client: client.ApiClient, api_namespace: str
+    alice: Http, api_client: client.ApiClient, api_namespace: str, rds: redis.Redis
 ) -> None:
     status = create_sleeping(alice)
     sid = status["id"]
-    _scale_as_keda(api_client, api_namespace, sid, 1)
-    wait_for(lambda: alice.call("GET", f"/session/{sid}/status").json()["phase"] == "Running", 30)
+    alice.call("POST", f"/session/{sid}/wake")
+    wait_for(lambda: alice.call("GET", f"/session/{sid}/status").json()["phase"] == "Running", 45)
+    # As if its worker had handled the wake message: now idle, but KEDA would
+    # wait out the idle timeout (120 s by default) before scaling it down.
+    rds.delete(status["queue_name"])
 
     slept = alice.call("POST", f"/session/{sid}/sleep")
     assert slept.status_code == 200, slept.text
@@ -257,12 +251,6 @@ def test_bad_input_gets_clear_json_errors(alice: Http) -> None:
     huge = alice.call("POST", "/session/create", data=b"{" + b" " * 300_000 + b"}")
     assert huge.status_code == 413
     assert huge.json()["error"]["code"] == "body_too_large"
-
-
-def _scale_as_keda(api_client: client.ApiClient, namespace: str, name: str, n: int) -> None:
-    client.AppsV1Api(api_client).patch_namespaced_deployment_scale(
-        name, namespace, {"spec": {"replicas": n}}, field_manager="keda-operator"
-    )
 
 
 def _replicas(api_client: client.ApiClient, namespace: str, name: str) -> int:

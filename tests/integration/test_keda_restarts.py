@@ -1,0 +1,89 @@
+"""The operator and KEDA restarted in the middle of a session's life lose nothing.
+
+The operator runs here as its own process (the command the image runs), not
+under KopfRunner, so that it can be stopped and started again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from support.sessions import FAST_SCALING, Api, unique
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port, http_ok
+from usersession_localstack.process import Component
+
+
+@pytest.fixture
+def operator_process(cluster: LocalCluster, tmp_path: Path) -> Iterator[Callable[[], Component]]:
+    started: list[Component] = []
+
+    def start() -> Component:
+        liveness = free_port()
+        operator = Component(
+            "usersession-operator",
+            [sys.executable, "-m", "usersession_operator.cli", "run"],
+            tmp_path,
+            env={
+                **os.environ,
+                "KUBECONFIG": str(cluster.kubeconfig),
+                "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
+                "USERSESSION_POLL_INTERVAL": "1",
+                "USERSESSION_LIVENESS_PORT": str(liveness),
+                "USERSESSION_METRICS_PORT": str(free_port()),
+            },
+        )
+        operator.start()
+        started.append(operator)
+        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{liveness}/healthz"), 60)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+def test_operator_and_keda_restarted_midway_lose_nothing(
+    api: Api,
+    session_namespace: str,
+    rds: redis.Redis,
+    cluster: LocalCluster,
+    operator_process: Callable[[], Component],
+) -> None:
+    operator = operator_process()
+    ns, name = session_namespace, unique()
+    api.create(ns, name, scaling=FAST_SCALING)
+    queue = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")["queueName"]
+
+    cluster.stop_keda()
+    try:
+        rds.lpush(queue, "first", "second")
+        # The operator still sees the queue; with KEDA away nothing scales.
+        api.wait_status(ns, name, lambda s: s.get("queueDepth") == 2)
+        time.sleep(3 * FAST_SCALING["pollingIntervalSeconds"])
+        assert api.replicas(ns, name) == 0
+    finally:
+        cluster.start_keda()
+    api.wait_replicas(ns, name, 1, timeout=30)
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Running")
+
+    operator.stop()
+    assert rds.rpop(queue) == "first"  # handled while the operator is away
+    operator = operator_process()
+    status = api.wait_status(
+        ns, name, lambda s: s.get("queueDepth") == 1 and s.get("phase") == "Running"
+    )
+    assert api.replicas(ns, name) == 1, "the restarted operator touched replicas"
+
+    assert rds.rpop(queue) == "second"
+    assert rds.llen(queue) == 0
+    api.wait_replicas(ns, name, 0, timeout=30)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    assert status["queueDepth"] == 0
