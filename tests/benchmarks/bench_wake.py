@@ -147,15 +147,15 @@ def main() -> int:
             stop.set()
 
     print(f"\nwake latency with the real KEDA ({args.wakes} sessions per interval)")
-    print(
-        f"{'pollingInterval':>16} {'-> replicas 1 p50/p95/max (s)':>32} {'-> pod Running p50/p95/max (s)':>33}"
-    )
+    header = ("pollingInterval", "-> replicas 1 p50/p95/max (s)", "-> pod Running p50/p95/max (s)")
+    print(f"{header[0]:>16} {header[1]:>32} {header[2]:>33}")
     for interval in intervals:
         to_scale = [scaled[n] - pushed[n] for n in names[interval]]
         to_run = [running[n] - pushed[n] for n in names[interval]]
 
         def fmt(values: list[float]) -> str:
-            return f"{statistics.median(values):.2f} / {percentile(values, 95):.2f} / {max(values):.2f}"
+            p50, p95 = statistics.median(values), percentile(values, 95)
+            return f"{p50:.2f} / {p95:.2f} / {max(values):.2f}"
 
         print(f"{interval:>15}s {fmt(to_scale):>32} {fmt(to_run):>33}")
     return 0
