@@ -24,6 +24,10 @@ DEFAULT_TARGET_LENGTH = 1
 DEFAULT_IDLE_TIMEOUT_SECONDS = 120
 DEFAULT_POLLING_INTERVAL_SECONDS = 10
 DEFAULT_SECRET_KEY = "password"  # noqa: S105 (the key inside the Secret, not a password)
+# Kubernetes' own default. KEDA only scales a session down once nothing is in
+# flight, so this bounds a rollout or an eviction, not a normal sleep.
+DEFAULT_TERMINATION_GRACE_SECONDS = 30
+MAX_TERMINATION_GRACE_SECONDS = 3600
 
 # Set by the operator on the session container. A user value after ours would
 # win in the container, letting REDIS_PASSWORD become a literal, so the CRD and
@@ -79,6 +83,7 @@ class Workload:
     service_account_name: str | None = None
     pod_labels: dict[str, str] = field(default_factory=dict)
     pod_annotations: dict[str, str] = field(default_factory=dict)
+    termination_grace_period_seconds: int = DEFAULT_TERMINATION_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,15 @@ class Session:
 
 def default_queue_name(namespace: str, name: str) -> str:
     return f"usersession:{namespace}:{name}"
+
+
+def processing_key(queue: str) -> str:
+    """Where a worker parks the message it is handling (the reliable-queue pattern).
+
+    A message there is in flight: KEDA keeps the session awake for it, and the
+    next worker to start handles it again if its predecessor died.
+    """
+    return f"{queue}:processing"
 
 
 def parse_address(address: str, source: str) -> tuple[str, int]:
@@ -205,6 +219,14 @@ def _workload(workload: Mapping[str, Any]) -> Workload:
         ),
         pod_labels=_dict(workload, "podLabels", "spec.workload.podLabels"),
         pod_annotations=_dict(workload, "podAnnotations", "spec.workload.podAnnotations"),
+        termination_grace_period_seconds=_int(
+            workload,
+            "terminationGracePeriodSeconds",
+            DEFAULT_TERMINATION_GRACE_SECONDS,
+            "spec.workload.terminationGracePeriodSeconds",
+            0,
+            maximum=MAX_TERMINATION_GRACE_SECONDS,
+        ),
     )
 
 
@@ -264,13 +286,22 @@ def _optional_text(source: Mapping[str, Any], key: str, path: str) -> str | None
     return value
 
 
-def _int(source: Mapping[str, Any], key: str, default: int, path: str, minimum: int) -> int:
+def _int(
+    source: Mapping[str, Any],
+    key: str,
+    default: int,
+    path: str,
+    minimum: int,
+    maximum: int | None = None,
+) -> int:
     value = source.get(key, default)
     # bool is an int subclass; true is not a count.
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidSession(f"{path} must be an integer")
     if value < minimum:
         raise InvalidSession(f"{path} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise InvalidSession(f"{path} must be at most {maximum}")
     return value
 
 

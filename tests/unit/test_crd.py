@@ -128,6 +128,9 @@ def test_schema_defaults_match_the_code(schema: Schema) -> None:
         == model.DEFAULT_POLLING_INTERVAL_SECONDS
     )
     assert at(spec, "redis.passwordSecretRef.key")["default"] == model.DEFAULT_SECRET_KEY
+    grace = at(spec, "workload.terminationGracePeriodSeconds")
+    assert grace["default"] == model.DEFAULT_TERMINATION_GRACE_SECONDS
+    assert grace["maximum"] == model.MAX_TERMINATION_GRACE_SECONDS
     # Redis falls back to the operator's settings, so the schema must not default it.
     assert [path for path, node in walk(at(spec, "redis")) if "default" in node] == [
         ".passwordSecretRef.key"
@@ -244,7 +247,17 @@ def test_status_shape(schema: Schema) -> None:
 
 def test_printer_columns(version: dict[str, Any]) -> None:
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["User", "Phase", "Queue", "Ready", "Pod", "Last-Activity", "Age"]
+    assert list(columns) == [
+        "User",
+        "Phase",
+        "Queue",
+        "In-Flight",
+        "Ready",
+        "Pod",
+        "Last-Activity",
+        "Age",
+    ]
+    assert columns["In-Flight"]["jsonPath"] == ".status.processingDepth"
     assert columns["User"]["jsonPath"] == ".spec.userId"
     assert (columns["Queue"]["type"], columns["Queue"]["jsonPath"]) == (
         "integer",

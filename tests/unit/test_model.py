@@ -153,6 +153,14 @@ def test_bad_address_setting_is_named_as_such(make_body: MakeBody) -> None:
         ({"scaling": {"idleTimeoutSeconds": 0}}, r"idleTimeoutSeconds must be at least 1"),
         ({"queue": {"targetLength": True}}, r"targetLength must be an integer"),
         ({"suspend": "yes"}, r"spec\.suspend must be true or false"),
+        (
+            {"workload": {"image": "i", "terminationGracePeriodSeconds": 3601}},
+            r"spec\.workload\.terminationGracePeriodSeconds must be at most 3600",
+        ),
+        (
+            {"workload": {"image": "i", "terminationGracePeriodSeconds": -1}},
+            r"terminationGracePeriodSeconds must be at least 0",
+        ),
         ({"redis": {"password": "hunter2"}}, r"passwordSecretRef"),
         (
             {"workload": {"image": "i", "env": [{"name": "REDIS_PASSWORD", "value": "x"}]}},

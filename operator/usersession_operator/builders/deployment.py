@@ -54,7 +54,11 @@ def build_deployment(session: Session) -> dict[str, Any]:
     if workload.resources:
         container["resources"] = copy.deepcopy(workload.resources)
 
-    pod_spec: dict[str, Any] = {"containers": [container]}
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        # How long a worker has, after SIGTERM, to finish the message in hand.
+        "terminationGracePeriodSeconds": workload.termination_grace_period_seconds,
+    }
     if workload.node_selector:
         pod_spec["nodeSelector"] = dict(workload.node_selector)
     if workload.tolerations:

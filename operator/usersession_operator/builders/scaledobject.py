@@ -1,11 +1,15 @@
-"""The KEDA ScaledObject that scales the session's Deployment between 0 and 1."""
+"""The KEDA ScaledObject that scales the session's Deployment between 0 and 1.
+
+Two redis triggers, both authenticated by the session's TriggerAuthentication:
+the queue (work waiting) and the processing list (work in flight).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
-from usersession_operator.model import Session
+from usersession_operator.model import Session, processing_key
 from usersession_operator.names import COMPONENT_SCALER, child_name
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -18,7 +22,6 @@ def build_scaled_object(session: Session) -> dict[str, Any]:
     # removes the annotation this manager set, and KEDA resumes scaling.
     if session.suspend:
         metadata["annotations"] = {PAUSED_REPLICAS_ANNOTATION: "0"}
-    redis = session.redis
     name = child_name(session.name)
     return {
         "apiVersion": KEDA_API_VERSION,
@@ -30,19 +33,39 @@ def build_scaled_object(session: Session) -> dict[str, Any]:
             "cooldownPeriod": session.idle_timeout_seconds,
             "minReplicaCount": 0,
             "maxReplicaCount": 1,
+            # KEDA keeps the session up while any trigger is active, and its
+            # cooldown counts from when the last one went quiet: so a message
+            # the worker has taken (moved to the processing list) keeps the
+            # session awake until it is handled, and one a dead worker left
+            # behind wakes the session by itself.
             "triggers": [
-                {
-                    "type": "redis",
-                    # KEDA's trigger metadata is a map of strings.
-                    "metadata": {
-                        "address": redis.address,
-                        "listName": session.queue_name,
-                        "listLength": str(session.target_length),
-                        "activationListLength": str(session.activation_length),
-                        "databaseIndex": str(redis.database),
-                    },
-                    "authenticationRef": {"name": name},
-                }
+                _redis_trigger(
+                    session,
+                    "queue",
+                    session.queue_name,
+                    session.target_length,
+                    session.activation_length,
+                ),
+                _redis_trigger(session, "in-flight", processing_key(session.queue_name), 1, 0),
             ],
         },
+    }
+
+
+def _redis_trigger(
+    session: Session, trigger_name: str, list_name: str, length: int, activation: int
+) -> dict[str, Any]:
+    redis = session.redis
+    return {
+        "type": "redis",
+        "name": trigger_name,
+        # KEDA's trigger metadata is a map of strings.
+        "metadata": {
+            "address": redis.address,
+            "listName": list_name,
+            "listLength": str(length),
+            "activationListLength": str(activation),
+            "databaseIndex": str(redis.database),
+        },
+        "authenticationRef": {"name": child_name(session.name)},
     }

@@ -61,6 +61,15 @@ def test_shape(make_session: MakeSession) -> None:
     assert "annotations" not in spec["template"]["metadata"]
 
 
+def test_grace_period_lets_the_worker_finish_its_message(make_session: MakeSession) -> None:
+    default = build_deployment(make_session())["spec"]["template"]["spec"]
+    assert default["terminationGracePeriodSeconds"] == 30  # Kubernetes' own default
+    long = make_session(workload={"image": "i", "terminationGracePeriodSeconds": 900})
+    assert (
+        build_deployment(long)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 900
+    )
+
+
 def test_owner_reference_makes_the_session_the_controller(make_session: MakeSession) -> None:
     session = make_session()
     (owner,) = build_deployment(session)["metadata"]["ownerReferences"]

@@ -29,18 +29,33 @@ def test_redis_trigger_metadata_is_all_strings(make_session: MakeSession) -> Non
         redis={"address": "[fd00::1]:6379", "database": 9},
     )
     manifest = build_scaled_object(session)
-    (trigger,) = manifest["spec"]["triggers"]
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"] == {
+    queue, in_flight = manifest["spec"]["triggers"]
+    assert (queue["type"], queue["name"]) == ("redis", "queue")
+    assert queue["metadata"] == {
         "address": "[fd00::1]:6379",
         "listName": "jobs:alice",
         "listLength": "5",
         "activationListLength": "2",
         "databaseIndex": "9",
     }
-    assert all(isinstance(v, str) for v in trigger["metadata"].values())
-    assert trigger["authenticationRef"] == {"name": "alice"}
+    for trigger in (queue, in_flight):
+        assert all(isinstance(v, str) for v in trigger["metadata"].values())
+        assert trigger["authenticationRef"] == {"name": "alice"}
     assert (manifest["spec"]["pollingInterval"], manifest["spec"]["cooldownPeriod"]) == (3, 900)
+
+
+def test_messages_in_flight_keep_the_session_awake(make_session: MakeSession) -> None:
+    # Busy means busy: a worker's parked message counts as activity, with the
+    # same server and credentials as the queue, whatever the queue's thresholds.
+    session = make_session(queue={"name": "jobs:alice", "activationLength": 3, "targetLength": 5})
+    queue, in_flight = build_scaled_object(session)["spec"]["triggers"]
+    assert (in_flight["type"], in_flight["name"]) == ("redis", "in-flight")
+    assert in_flight["metadata"] == {
+        **queue["metadata"],
+        "listName": "jobs:alice:processing",
+        "listLength": "1",
+        "activationListLength": "0",
+    }
 
 
 def test_suspended_session_is_paused_at_zero(make_session: MakeSession) -> None:
@@ -61,4 +76,5 @@ def test_long_names_point_at_the_shortened_children(make_session: MakeSession) -
     name = manifest["metadata"]["name"]
     assert len(name) <= 52
     assert manifest["spec"]["scaleTargetRef"]["name"] == name
-    assert manifest["spec"]["triggers"][0]["authenticationRef"]["name"] == name
+    for trigger in manifest["spec"]["triggers"]:
+        assert trigger["authenticationRef"]["name"] == name
