@@ -30,9 +30,15 @@ from .builders import (
 from .builders.scaledobject import PAUSED_REPLICAS_ANNOTATION
 from .drift import drifted
 from .kube import Kube
-from .model import InvalidSession, Session, default_queue_name, session_from_body
+from .model import (
+    InvalidSession,
+    Session,
+    default_queue_name,
+    processing_key,
+    session_from_body,
+)
 from .names import child_name
-from .queues import RedisQueues, Target, processing_key
+from .queues import RedisQueues, Target
 from .settings import OperatorSettings
 from .state import ClusterState, Key, ReconcileResult
 from .status import Observation, compute_status, new_warning, status_patch
@@ -215,6 +221,7 @@ class Controller:
             trigger_authentication=self.state.trigger_authentications.get(child_key),
             pods=list(self.state.pods.get(child_key, {}).values()),
             queue_depth=reading.depth if reading else None,
+            processing_depth=reading.processing if reading else None,
             redis_error=reading.error if reading else None,
             reconcile_error=reconciled.error if reconciled else None,
             now=dt.datetime.now(dt.UTC),
@@ -244,6 +251,7 @@ class Controller:
         metrics.REDIS_POLL_ERRORS.inc(sum(1 for r in readings.values() if r.error))
         self.state.queues.update(readings)
         metrics.QUEUE_DEPTH.set(sum(r.depth or 0 for r in readings.values()))
+        metrics.PROCESSING_DEPTH.set(sum(r.processing or 0 for r in readings.values()))
         for key in list(self.state.sessions):
             await self.refresh_status(key)
         phases = [s.get("phase") for s in self.state.written_status.values()]

@@ -12,6 +12,11 @@ QUEUE_DEPTH = Gauge(
     "Messages waiting across all sessions' queues (last poll)",
     registry=REGISTRY,
 )
+PROCESSING_DEPTH = Gauge(
+    "usersession_processing_depth_total",
+    "Messages in flight (taken by workers, not yet handled) across all sessions (last poll)",
+    registry=REGISTRY,
+)
 RECONCILES = Counter(
     "usersession_reconcile_total",
     "Reconciliations of a UserSession's children",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError
 
-from .model import Session, parse_address
+from .model import Session, parse_address, processing_key
 from .settings import OperatorSettings
 from .state import Key, QueueReading
 
@@ -27,10 +27,6 @@ PASSWORD_TTL = (
     300.0  # seconds; a rotated Secret is picked up within this, or at once on auth failure
 )
 TIMEOUT = 5.0  # seconds: connect, and any command that should not block
-
-
-def processing_key(queue: str) -> str:
-    return f"{queue}:processing"
 
 
 def reply_key(queue: str, message_id: str) -> str:
@@ -136,14 +132,15 @@ class RedisQueues:
         await self.connections.close()
 
     async def depths(self, targets: Mapping[Key, Target]) -> dict[Key, QueueReading]:
-        """LLEN of every session's queue: one pipelined round trip per Redis server."""
+        """LLEN of every session's queue and processing list: one pipelined round trip
+        per Redis server, whatever the number of sessions on it."""
         groups: dict[tuple[str, int, int, str], list[tuple[Key, Target]]] = {}
         readings: dict[Key, QueueReading] = {}
         for key, target in targets.items():
             try:
                 _, password = await self.connections.client(target)
             except Exception as exc:  # a missing Secret is this session's problem only
-                readings[key] = QueueReading(None, _describe(exc))
+                readings[key] = QueueReading(None, error=_describe(exc))
                 continue
             groups.setdefault((target.host, target.port, target.database, password), []).append(
                 (key, target)
@@ -161,15 +158,19 @@ class RedisQueues:
                 pipe = client.pipeline(transaction=False)
                 for _, member in members:
                     pipe.llen(member.queue)
+                    pipe.llen(processing_key(member.queue))
                 lengths = await pipe.execute()
                 return {
-                    key: QueueReading(int(n)) for (key, _), n in zip(members, lengths, strict=True)
+                    key: QueueReading(int(waiting), int(in_flight))
+                    for (key, _), waiting, in_flight in zip(
+                        members, lengths[::2], lengths[1::2], strict=True
+                    )
                 }
             except AuthenticationError as exc:
                 if attempt == 2:  # the Secret was re-read and it is still wrong
-                    return {key: QueueReading(None, _describe(exc)) for key, _ in members}
+                    return {key: QueueReading(None, error=_describe(exc)) for key, _ in members}
             except (RedisError, OSError) as exc:
-                return {key: QueueReading(None, _describe(exc)) for key, _ in members}
+                return {key: QueueReading(None, error=_describe(exc)) for key, _ in members}
         raise AssertionError("unreachable")
 
     async def delete_session_keys(self, target: Target) -> list[str]:

@@ -17,7 +17,8 @@ Key = tuple[str, str]  # (namespace, name)
 
 @dataclass(frozen=True)
 class QueueReading:
-    depth: int | None
+    depth: int | None  # messages waiting (LLEN Q); None when the poll failed
+    processing: int | None = None  # messages in flight (LLEN Q:processing)
     error: str | None = None
 
 

@@ -51,6 +51,7 @@ class Observation:
     trigger_authentication: Mapping[str, Any] | None
     pods: Sequence[Mapping[str, Any]] = ()
     queue_depth: int | None = None  # None: not polled yet, or Redis failed
+    processing_depth: int | None = None  # messages in flight; None as queue_depth
     redis_error: str | None = None
     reconcile_error: str | None = None
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -63,6 +64,11 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
     phase, reason, message = _phase(obs, pod, desired)
 
     depth = obs.queue_depth if obs.queue_depth is not None else previous.get("queueDepth")
+    in_flight = (
+        obs.processing_depth
+        if obs.processing_depth is not None
+        else previous.get("processingDepth")
+    )
     status: dict[str, Any] = {
         "phase": phase,
         "queueName": obs.queue_name,
@@ -79,6 +85,8 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
         status["observedGeneration"] = observed_generation
     if depth is not None:
         status["queueDepth"] = depth
+    if in_flight is not None:
+        status["processingDepth"] = in_flight
     if pod is not None:
         status["pod"] = {
             "name": pod["metadata"]["name"],
@@ -248,8 +256,11 @@ def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> bool:
 def _last_activity(
     obs: Observation, pod: Mapping[str, Any] | None, previous: str | None
 ) -> str | None:
-    busy = (obs.queue_depth or 0) > 0 or (
-        pod is not None and pod.get("status", {}).get("phase") == "Running"
+    # Work in flight is activity too: a long task with an empty queue is busy.
+    busy = (
+        (obs.queue_depth or 0) > 0
+        or (obs.processing_depth or 0) > 0
+        or (pod is not None and pod.get("status", {}).get("phase") == "Running")
     )
     if not busy:
         return previous

@@ -119,7 +119,7 @@ def test_a_new_event_after_recovery_and_a_new_failure(
     assert kube.patches[-1]["phase"] == "Sleeping"
     assert len(kube.events) == 1
 
-    controller.state.queues[KEY] = QueueReading(None, "ConnectionError: Connection refused")
+    controller.state.queues[KEY] = QueueReading(None, error="ConnectionError: Connection refused")
     _refresh(controller)
     assert [e[2] for e in kube.events] == ["ScalerFailed", "RedisUnreachable"]
     assert "Connection refused" in kube.events[-1][3]

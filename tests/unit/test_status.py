@@ -874,6 +874,15 @@ def test_queue_depth_falls_back_to_the_previous_value() -> None:
     assert "queueDepth" not in compute_status(observe(queue_depth=None), {})
 
 
+def test_messages_in_flight_are_reported_next_to_the_queue() -> None:
+    status = compute_status(observe(queue_depth=0, processing_depth=1), {"queueDepth": 3})
+    assert (status["queueDepth"], status["processingDepth"]) == (0, 1)
+    # Between polls, or when one failed, the last reading stands.
+    kept = compute_status(observe(queue_depth=None), {"queueDepth": 0, "processingDepth": 2})
+    assert kept["processingDepth"] == 2
+    assert "processingDepth" not in compute_status(observe(queue_depth=None), {})
+
+
 def test_redis_reachable_after_a_poll() -> None:
     redis = condition(compute_status(observe(queue_depth=0), {}), "RedisReachable")
     assert (redis["status"], redis["reason"]) == ("True", "QueuePolled")
@@ -974,6 +983,17 @@ def test_non_empty_queue_is_activity() -> None:
 
 def test_running_pod_is_activity_even_with_an_empty_queue() -> None:
     obs = observe(deployment_=deployment(replicas=1), pods=[pod(ready=False)], queue_depth=0)
+    assert compute_status(obs, {})["lastActivityTime"] == ts(NOW)
+
+
+def test_a_message_in_flight_is_activity_even_with_an_empty_queue() -> None:
+    # The pod is not Running here, so only the processing list makes it busy.
+    obs = observe(
+        deployment_=deployment(replicas=1),
+        pods=[pod(phase="Pending", ready=False)],
+        queue_depth=0,
+        processing_depth=1,
+    )
     assert compute_status(obs, {})["lastActivityTime"] == ts(NOW)
 
 
