@@ -224,12 +224,14 @@ def _reply_body(session_id: str, answer: Reply) -> dict[str, Any]:
 
 
 async def sleep(request: web.Request) -> web.Response:
-    """Scale to zero now when nothing is queued; refuse with 409 when something is.
+    """Scale to zero now when nothing is queued or in flight; refuse with 409 otherwise.
 
     The write goes to the Deployment's scale subresource, exactly the field
-    and path KEDA itself uses, and only when the queue is empty, so KEDA's
-    own rule (replicas 0 while the list is empty, 1 as soon as it is not)
+    and path KEDA itself uses, and only when both lists are empty, so KEDA's
+    own rule (replicas 0 while they are empty, 1 as soon as either is not)
     still holds afterwards and the next message wakes the session as usual.
+    A message in flight is work the worker is doing: putting the session to
+    sleep would interrupt it.
     spec.suspend is not touched: spec belongs to whoever declared the
     session (GitOps), and suspend is a hard sleep that would ignore messages.
     """
@@ -241,12 +243,14 @@ async def sleep(request: web.Request) -> web.Response:
         return web.json_response(
             {"id": session_id, "phase": phase, "replicas": 0, "previous_replicas": 0}
         )
-    pending = await ctx.queues.depth(_target(request, obj))
-    if pending:
+    pending, in_flight = await ctx.queues.depths(_target(request, obj))
+    if pending or in_flight:
         raise errors.conflict(
             "messages_pending",
-            f"{pending} message(s) are waiting in the queue; the session stays awake for them",
+            f"{pending} message(s) waiting in the queue and {in_flight} in flight;"
+            " the session stays awake for them",
             pending=pending,
+            in_flight=in_flight,
         )
     status_obj = obj.get("status") or {}
     deployment = (status_obj.get("children") or {}).get("deployment") or child_name(session_id)

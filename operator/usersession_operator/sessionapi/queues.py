@@ -13,6 +13,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError
 
+from usersession_operator.model import processing_key
 from usersession_operator.queues import TIMEOUT, RedisConnections, SecretReader, Target, reply_key
 
 from .errors import redis_unavailable
@@ -59,11 +60,17 @@ class SessionQueues:
     async def ping(self, target: Target) -> None:
         await self._run(target, lambda conn: conn.ping())
 
-    async def depth(self, target: Target) -> int:
-        async def llen(conn: aioredis.Redis) -> int:
-            return int(await conn.llen(target.queue))
+    async def depths(self, target: Target) -> tuple[int, int]:
+        """Messages waiting and messages in flight, in one round trip."""
 
-        return await self._run(target, llen)
+        async def llens(conn: aioredis.Redis) -> tuple[int, int]:
+            pipe = conn.pipeline(transaction=False)
+            pipe.llen(target.queue)
+            pipe.llen(processing_key(target.queue))
+            waiting, in_flight = await pipe.execute()
+            return int(waiting), int(in_flight)
+
+        return await self._run(target, llens)
 
     async def push(self, target: Target, message: Message, reply_ttl: int) -> None:
         """LPUSH the message; for a chat, also mark it pending, in the same transaction."""

@@ -329,6 +329,7 @@ def summary(obj: Mapping[str, Any]) -> dict[str, Any]:
         "user_id": owner(obj),
         "phase": phase(obj),
         "queue_depth": status.get("queueDepth"),
+        "processing_depth": status.get("processingDepth"),
         "created_at": metadata.get("creationTimestamp"),
     }
 

@@ -142,8 +142,32 @@ def test_sleep_refuses_with_pending_messages_and_never_deletes_them(
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "messages_pending"
     assert refused.json()["error"]["pending"] == 2
+    assert refused.json()["error"]["in_flight"] == 0
     assert rds.llen(status["queue_name"]) == 2
     assert _replicas(api_client, api_namespace, sid) == 1
+
+
+def test_sleep_refuses_while_a_message_is_in_flight_and_status_shows_it(
+    alice: Http, api_client: client.ApiClient, api_namespace: str, rds: redis.Redis
+) -> None:
+    status = create_sleeping(alice)
+    sid, queue = status["id"], status["queue_name"]
+    # A worker has taken it (the queue is empty) and not finished it.
+    rds.lpush(f"{queue}:processing", '{"type": "wake"}')
+    wait_for(lambda: _replicas(api_client, api_namespace, sid) == 1, 45)  # KEDA woke it
+    refused = alice.call("POST", f"/session/{sid}/sleep")
+    assert refused.status_code == 409, refused.text
+    assert (refused.json()["error"]["pending"], refused.json()["error"]["in_flight"]) == (0, 1)
+    assert "in flight" in refused.json()["error"]["message"]
+    assert rds.llen(f"{queue}:processing") == 1
+    assert _replicas(api_client, api_namespace, sid) == 1
+    shown = wait_for(
+        lambda: (
+            (s := alice.call("GET", f"/session/{sid}/status").json())["processing_depth"] == 1 and s
+        ),
+        30,
+    )
+    assert shown["queue_depth"] == 0
 
 
 def test_sleep_with_an_empty_queue_scales_to_zero_through_the_scale_subresource(
@@ -216,7 +240,14 @@ def test_sessions_list_filters_by_user_and_paginates(alice: Http, admin: Http) -
     carol = admin.call("GET", "/sessions?user=carol@example.com").json()["items"]
     assert [item["id"] for item in carol] == [theirs]
     assert carol[0]["user_id"] == "carol@example.com"
-    assert set(carol[0]) == {"id", "user_id", "phase", "queue_depth", "created_at"}
+    assert set(carol[0]) == {
+        "id",
+        "user_id",
+        "phase",
+        "queue_depth",
+        "processing_depth",
+        "created_at",
+    }
 
 
 def test_bad_input_gets_clear_json_errors(alice: Http) -> None:

@@ -38,6 +38,7 @@ def test_the_view_mirrors_the_operators_status() -> None:
         "t",
         phase="Running",
         queueDepth=2,
+        processingDepth=1,
         queueName="q",
         replicas=1,
         readyReplicas=1,
@@ -49,6 +50,7 @@ def test_the_view_mirrors_the_operators_status() -> None:
     view = sessions.view(obj)
     assert view["phase"] == "Running"
     assert view["queue_depth"] == 2
+    assert view["processing_depth"] == 1
     assert view["pod"] == {"name": "a-1", "phase": "Running", "ready": True}
     assert view["conditions"][0]["reason"] == "Running"
     assert view["last_activity_time"] == "2026-01-01T00:00:00Z"
