@@ -7,9 +7,13 @@ It consumes the session's Redis list with the reliable-queue pattern:
   LREM <queue>:processing 1 <message>            forget it once handled
 
 A message is therefore always either in the queue, in the processing list or
-handled; a pod killed mid-message leaves it in the processing list, and the
-next start handles it again (at-least-once). On SIGTERM (KEDA scaling the
-session to zero) the worker finishes the message in hand and exits 0.
+handled. Delivery is at-least-once: a worker killed mid-message (SIGKILL, an
+eviction, a crash) leaves it in the processing list, where KEDA still sees it
+(so the session stays, or wakes back, up), and the next worker to start handles
+everything it finds there before taking new work. A message whose handling had
+already posted its reply is therefore answered twice at worst, never lost. On
+SIGTERM the worker finishes the message in hand (within the pod's
+terminationGracePeriodSeconds) and exits 0.
 
 Chat messages are answered on their reply_to key (LPUSH + EXPIRE, in the
 same transaction as the LREM, so a reply is never posted twice for one
@@ -19,7 +23,9 @@ dropped. The message format is documented in the session API's messages.py.
 Environment (set by the operator on the session container):
   SESSION_QUEUE, REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD
 Optional: WORKER_REPLY_TTL (seconds a reply is kept, default 3600),
-          WORKER_REPLY_PREFIX (prepended to the echoed text, default "echo: ").
+          WORKER_REPLY_PREFIX (prepended to the echoed text, default "echo: "),
+          WORKER_WORK_SECONDS (how long each chat message takes, default 0: stands
+          in for real work, such as an agent's task that runs for minutes).
 
 Replace answer() with the session's real work (an agent, a model call...).
 """
@@ -32,6 +38,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from types import FrameType
 from typing import Any
 
@@ -44,12 +51,20 @@ POLL_SECONDS = 1
 
 
 class Worker:
-    def __init__(self, conn: redis.Redis, queue: str, reply_ttl: int, prefix: str) -> None:
+    def __init__(
+        self,
+        conn: redis.Redis,
+        queue: str,
+        reply_ttl: int,
+        prefix: str,
+        work_seconds: float = 0.0,
+    ) -> None:
         self.conn = conn
         self.queue = queue
         self.processing = f"{queue}:processing"
         self.reply_ttl = reply_ttl
         self.prefix = prefix
+        self.work_seconds = work_seconds
         self.stopping = False
 
     def stop(self, signum: int, _frame: FrameType | None) -> None:
@@ -83,6 +98,9 @@ class Worker:
             log.warning("dropping unreadable message: %r", raw[:200])
             message, kind = None, None
         if kind == "chat" and isinstance(message, dict) and message.get("reply_to"):
+            log.info("handling chat message %s", message.get("id"))
+            # A signal does not cut this short: SIGTERM only sets self.stopping.
+            time.sleep(self.work_seconds)
             reply = {
                 "id": message.get("id"),
                 "text": answer(message.get("text") or "", self.prefix),
@@ -127,6 +145,7 @@ def main() -> int:
         queue,
         reply_ttl=int(os.environ.get("WORKER_REPLY_TTL", "3600")),
         prefix=os.environ.get("WORKER_REPLY_PREFIX", "echo: "),
+        work_seconds=float(os.environ.get("WORKER_WORK_SECONDS", "0")),
     )
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

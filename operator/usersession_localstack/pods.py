@@ -5,8 +5,9 @@ that does nothing. The runner watches the operator's worker pods and, for each
 pod kwok reports Running, starts examples/worker/worker.py with that pod's
 environment (Secret references resolved, as the kubelet would); when the pod
 starts terminating or goes, the process gets SIGTERM and, after the pod's
-terminationGracePeriodSeconds, SIGKILL. Whatever image the pod names, the
-reference worker is what runs.
+terminationGracePeriodSeconds, SIGKILL. A worker that exits while its pod still
+runs is started again, as the kubelet restarts a container. Whatever image the
+pod names, the reference worker is what runs.
 """
 
 from __future__ import annotations
@@ -46,16 +47,24 @@ PodKey = tuple[str, str]
 class PodRunner:
     """Keeps one worker process per Running, non-terminating session pod."""
 
-    def __init__(self, api_client: client.ApiClient, log_dir: Path) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, log_dir: Path, namespace: str | None = None
+    ) -> None:
         self.core = client.CoreV1Api(api_client)
         self.log_dir = log_dir
+        self.namespace = namespace  # None: every namespace
         self.processes: dict[PodKey, subprocess.Popen[bytes]] = {}
+        self._running_pods: dict[PodKey, Any] = {}
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pod-runner", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name="pod-runner", daemon=True),
+            threading.Thread(target=self._restart_exited, name="pod-restarter", daemon=True),
+        ]
         self._lock = threading.Lock()
 
     def start(self) -> PodRunner:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
@@ -70,10 +79,12 @@ class PodRunner:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                pods: Any = self.core.list_pod_for_all_namespaces(label_selector=SELECTOR)
+                list_pods, args = self._lister()
+                pods: Any = list_pods(*args, label_selector=SELECTOR)
                 self._sync({_key(p): p for p in pods.items})
                 stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                    self.core.list_pod_for_all_namespaces,
+                    list_pods,
+                    *args,
                     label_selector=SELECTOR,
                     resource_version=pods.metadata.resource_version,
                     timeout_seconds=30,
@@ -91,6 +102,26 @@ class PodRunner:
                     log.debug("pod watch restarting: %s", exc)
                     time.sleep(1)
 
+    def _lister(self) -> tuple[Any, tuple[str, ...]]:
+        # The client's own methods, not a wrapper: the watch reads their
+        # docstrings to know what type to turn events into.
+        if self.namespace is None:
+            return self.core.list_pod_for_all_namespaces, ()
+        return self.core.list_namespaced_pod, (self.namespace,)
+
+    def _restart_exited(self) -> None:
+        while not self._stopping.wait(1):
+            with self._lock:
+                for key, process in list(self.processes.items()):
+                    pod = self._running_pods.get(key)
+                    if pod is not None and process.poll() is not None:
+                        log.info(
+                            "worker of pod %s/%s exited with %s: restarting it",
+                            *key,
+                            process.returncode,
+                        )
+                        self.processes[key] = self._spawn(pod)
+
     def _sync(self, pods: Mapping[PodKey, Any]) -> None:
         with self._lock:
             gone = [key for key in self.processes if key not in pods]
@@ -105,10 +136,9 @@ class PodRunner:
             self._terminate_later(key, pod)
             return
         with self._lock:
-            running = self.processes.get(key)
-            if running is not None and running.poll() is None:
-                return
-            self.processes[key] = self._spawn(pod)
+            self._running_pods[key] = pod
+            if key not in self.processes:
+                self.processes[key] = self._spawn(pod)
 
     # -- processes ------------------------------------------------------------------
 
@@ -158,9 +188,16 @@ class PodRunner:
 
     def _terminate_later(self, key: PodKey, pod: Any) -> None:
         grace = 30
-        if pod is not None and pod.spec.termination_grace_period_seconds is not None:
-            grace = int(pod.spec.termination_grace_period_seconds)
+        if pod is not None:
+            # A delete names its own grace period (0 for a forced one, as in an
+            # eviction); otherwise the pod's own applies, as with a kubelet.
+            given = pod.metadata.deletion_grace_period_seconds
+            if given is None:
+                given = pod.spec.termination_grace_period_seconds
+            if given is not None:
+                grace = int(given)
         with self._lock:
+            self._running_pods.pop(key, None)
             if key not in self.processes:
                 return
         # Off the watch thread: a worker may take its whole grace period.
@@ -168,12 +205,13 @@ class PodRunner:
 
     def _terminate(self, key: PodKey, grace: float) -> None:
         with self._lock:
+            self._running_pods.pop(key, None)
             process = self.processes.pop(key, None)
         if process is None or process.poll() is not None:
             return
         log.info("pod %s/%s went: stopping its worker (grace %ss)", *key, grace)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
