@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import metrics
+from . import metrics, pushscaler
 from .controller import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH, Controller
 from .kube import Kube, connection_info, load_api_client
 from .model import GROUP, PLURAL, VERSION, InvalidSession, check_settings
@@ -51,7 +51,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo["metrics_server"] = _serve_metrics(config)
     controller = Controller(config, Kube(await asyncio.to_thread(load_api_client)))
     memo["controller"] = controller
+    if config.push_port and "push_server" not in memo:
+        memo["push_server"] = await _serve_push(controller, config)
     memo["poller"] = asyncio.create_task(controller.poll_forever(), name="redis-poller")
+    memo["reactor"] = asyncio.create_task(controller.react_forever(), name="keyspace-reactor")
     scope = ", ".join(config.namespaces) or "all namespaces"
     log.info(
         "usersession-operator started (watching %s; Redis default %s; poll every %ss)",
@@ -77,6 +80,17 @@ def _serve_metrics(config: OperatorSettings) -> Any:
     return server
 
 
+async def _serve_push(controller: Controller, config: OperatorSettings) -> Any:
+    try:
+        return await pushscaler.serve(controller.push, config.listen_host, config.push_port)
+    except (OSError, RuntimeError) as exc:  # grpc reports a taken port as RuntimeError
+        raise kopf.PermanentError(
+            f"cannot serve the external-push scaler on {config.listen_host}:{config.push_port}"
+            f" ({exc}): free the port or choose another with USERSESSION_PUSH_PORT"
+            " (0 turns the fast-wake path off)"
+        ) from exc
+
+
 @kopf.on.login()
 def login(**_: Any) -> kopf.ConnectionInfo:
     return connection_info()
@@ -84,9 +98,12 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    poller = memo.get("poller")
-    if poller is not None:
-        poller.cancel()
+    for task in (memo.get("poller"), memo.get("reactor")):
+        if task is not None:
+            task.cancel()
+    push_server = memo.get("push_server")
+    if push_server is not None:
+        await push_server.stop(grace=1)
     controller = memo.get("controller")
     if controller is not None:
         await controller.close()

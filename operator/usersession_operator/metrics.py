@@ -54,3 +54,9 @@ CLEANUPS = Counter(
 )
 
 PHASES = ("Pending", "Sleeping", "Waking", "Running", "Suspended", "Degraded", "Terminating")
+WAKE_SECONDS = Histogram(
+    "usersession_wake_duration_seconds",
+    "From work first seen on a sleeping session's lists to its pod Ready",
+    buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120),
+    registry=REGISTRY,
+)

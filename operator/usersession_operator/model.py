@@ -101,6 +101,8 @@ class Session:
     idle_timeout_seconds: int
     polling_interval_seconds: int
     redis: RedisTarget
+    # Where KEDA reaches the operator's external-push scaler; None: no fast path.
+    push_address: str | None = None
 
 
 def default_queue_name(namespace: str, name: str) -> str:
@@ -143,6 +145,8 @@ def parse_address(address: str, source: str) -> tuple[str, int]:
 def check_settings(settings: OperatorSettings) -> None:
     """Refuse operator settings that would fail every session (raises InvalidSession)."""
     parse_address(settings.redis.address, "USERSESSION_REDIS_ADDRESS")
+    if settings.push_address:
+        parse_address(settings.push_address, "USERSESSION_PUSH_ADDRESS")
     if settings.redis_operator_address:
         parse_address(settings.redis_operator_address, "USERSESSION_REDIS_OPERATOR_ADDRESS")
 
@@ -187,6 +191,7 @@ def session_from_body(body: Mapping[str, Any], settings: OperatorSettings) -> Se
             1,
         ),
         redis=_redis(_mapping(spec.get("redis"), "spec.redis"), settings),
+        push_address=settings.push_address,
     )
 
 

@@ -86,7 +86,7 @@ class RedisConnections:
     def __init__(self, read_secret: SecretReader) -> None:
         self._read_secret = read_secret
         self._passwords: dict[tuple[str, str, str], tuple[str, float]] = {}
-        self._clients: dict[tuple[str, int, int, str, float], aioredis.Redis] = {}
+        self._clients: dict[tuple[str, int, int, str, float | None], aioredis.Redis] = {}
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -103,7 +103,7 @@ class RedisConnections:
         return password
 
     async def client(
-        self, target: Target, refresh: bool = False, socket_timeout: float = TIMEOUT
+        self, target: Target, refresh: bool = False, socket_timeout: float | None = TIMEOUT
     ) -> tuple[aioredis.Redis, str]:
         """A client for target's server, and the password it uses (to group by)."""
         password = await self.password(target, refresh)

@@ -40,6 +40,12 @@ class OperatorSettings:
     listen_host: str = "127.0.0.1"
     liveness_port: int = 8080
     metrics_port: int = 9090
+    # The fast-wake path: the port of the operator's KEDA external-push scaler
+    # (gRPC; 0 turns it off), and the address KEDA dials to reach it (the
+    # operator's Service in a cluster). ScaledObjects get the external-push
+    # trigger only when push_address is set; their redis triggers stay either way.
+    push_port: int = 0
+    push_address: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -76,4 +82,6 @@ class OperatorSettings:
             listen_host=get("LISTEN_HOST", defaults.listen_host),
             liveness_port=number("LIVENESS_PORT", defaults.liveness_port, int),
             metrics_port=number("METRICS_PORT", defaults.metrics_port, int),
+            push_port=number("PUSH_PORT", defaults.push_port, int),
+            push_address=env.get(ENV_PREFIX + "PUSH_ADDRESS") or None,
         )

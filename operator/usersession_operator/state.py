@@ -21,6 +21,11 @@ class QueueReading:
     processing: int | None = None  # messages in flight (LLEN Q:processing)
     error: str | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Work waiting or in flight: what keeps a session awake."""
+        return (self.depth or 0) + (self.processing or 0) > 0
+
 
 @dataclass(frozen=True)
 class ReconcileResult:
@@ -60,6 +65,10 @@ class ClusterState:
         if not instance:
             return None
         return self._by_instance.get((child["metadata"]["namespace"], instance))
+
+    def session_for_instance(self, namespace: str, instance: str) -> Key | None:
+        """The session whose children are named `instance` (what KEDA calls its ScaledObject)."""
+        return self._by_instance.get((namespace, instance))
 
     def child_key(self, key: Key) -> Key:
         return key[0], child_name(key[1])

@@ -52,6 +52,8 @@ class Observation:
     pods: Sequence[Mapping[str, Any]] = ()
     queue_depth: int | None = None  # None: not polled yet, or Redis failed
     processing_depth: int | None = None  # messages in flight; None as queue_depth
+    # When work was first seen while the session slept; its wake ends at Running.
+    wake_started: dt.datetime | None = None
     redis_error: str | None = None
     reconcile_error: str | None = None
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -93,6 +95,10 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
             "phase": pod.get("status", {}).get("phase", "Pending"),
             "ready": _pod_ready(pod),
         }
+    if phase == RUNNING and obs.wake_started is not None:
+        status["lastWakeSeconds"] = round((obs.now - obs.wake_started).total_seconds(), 3)
+    elif "lastWakeSeconds" in previous:
+        status["lastWakeSeconds"] = previous["lastWakeSeconds"]
     last_activity = _last_activity(obs, pod, previous.get("lastActivityTime"))
     if last_activity is not None:
         status["lastActivityTime"] = last_activity

@@ -83,7 +83,9 @@ def test_schema_is_structural(schema: Schema) -> None:
         if node.get("x-kubernetes-int-or-string"):
             assert "type" not in node, path
             continue
-        assert node.get("type") in {"object", "array", "string", "integer", "boolean"}, path
+        assert node.get("type") in {"object", "array", "string", "integer", "number", "boolean"}, (
+            path
+        )
         if node["type"] == "array":
             assert "items" in node, path
         if node.get("x-kubernetes-list-type") == "map":
@@ -279,6 +281,7 @@ PY_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list,),
     "string": (str,),
     "integer": (int,),
+    "number": (int, float),
     "boolean": (bool,),
 }
 

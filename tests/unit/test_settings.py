@@ -14,6 +14,7 @@ def test_defaults_without_environment() -> None:
     assert settings.redis.address == "redis:6379"
     assert settings.poll_interval_seconds == 5.0
     assert settings.listen_host == "127.0.0.1"
+    assert (settings.push_port, settings.push_address) == (0, None)  # fast path off
 
 
 def test_environment_overrides() -> None:
@@ -25,8 +26,11 @@ def test_environment_overrides() -> None:
             "USERSESSION_POLL_INTERVAL": "0.5",
             "USERSESSION_LOG_LEVEL": "debug",
             "USERSESSION_METRICS_PORT": "0",
+            "USERSESSION_PUSH_PORT": "9443",
+            "USERSESSION_PUSH_ADDRESS": "uso.ops.svc:9443",
         }
     )
+    assert (settings.push_port, settings.push_address) == (9443, "uso.ops.svc:9443")
     assert settings.namespaces == ("team-a", "team-b")
     assert settings.redis.address == "redis.example:6380"
     assert settings.redis.database == 3
@@ -42,7 +46,11 @@ def test_a_malformed_number_names_its_variable() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("USERSESSION_REDIS_ADDRESS", "no-port"), ("USERSESSION_REDIS_OPERATOR_ADDRESS", "a:b:c")],
+    [
+        ("USERSESSION_REDIS_ADDRESS", "no-port"),
+        ("USERSESSION_REDIS_OPERATOR_ADDRESS", "a:b:c"),
+        ("USERSESSION_PUSH_ADDRESS", "no-port"),
+    ],
 )
 def test_check_settings_refuses_bad_addresses(variable: str, value: str) -> None:
     settings = OperatorSettings.from_env({variable: value})

@@ -883,6 +883,21 @@ def test_messages_in_flight_are_reported_next_to_the_queue() -> None:
     assert "processingDepth" not in compute_status(observe(queue_depth=None), {})
 
 
+def test_a_wake_is_timed_from_work_first_seen_to_running() -> None:
+    running = observe(
+        deployment_=deployment(replicas=1),
+        pods=[pod(ready=True)],
+        queue_depth=1,
+        wake_started=NOW - dt.timedelta(seconds=2.5),
+    )
+    assert compute_status(running, {})["lastWakeSeconds"] == 2.5
+    # Not Running yet: no figure; later it is kept until the next wake.
+    waking = observe(deployment_=deployment(replicas=1), wake_started=NOW)
+    assert "lastWakeSeconds" not in compute_status(waking, {})
+    asleep = compute_status(observe(queue_depth=0), {"lastWakeSeconds": 0.8})
+    assert asleep["lastWakeSeconds"] == 0.8
+
+
 def test_redis_reachable_after_a_poll() -> None:
     redis = condition(compute_status(observe(queue_depth=0), {}), "RedisReachable")
     assert (redis["status"], redis["reason"]) == ("True", "QueuePolled")

@@ -14,6 +14,7 @@ from usersession_operator.names import COMPONENT_SCALER, child_name
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"
+PUSH_TRIGGER = "fast-wake"
 
 
 def build_scaled_object(session: Session) -> dict[str, Any]:
@@ -47,9 +48,27 @@ def build_scaled_object(session: Session) -> dict[str, Any]:
                     session.activation_length,
                 ),
                 _redis_trigger(session, "in-flight", processing_key(session.queue_name), 1, 0),
+                *_push_trigger(session),
             ],
         },
     }
+
+
+def _push_trigger(session: Session) -> list[dict[str, Any]]:
+    """The fast path: the operator tells KEDA the moment work arrives.
+
+    Only added to the redis triggers, never instead of them: if the operator is
+    down, KEDA still wakes the session on its own poll of the lists.
+    """
+    if not session.push_address:
+        return []
+    return [
+        {
+            "type": "external-push",
+            "name": PUSH_TRIGGER,
+            "metadata": {"scalerAddress": session.push_address},
+        }
+    ]
 
 
 def _redis_trigger(

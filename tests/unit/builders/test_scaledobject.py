@@ -58,6 +58,20 @@ def test_messages_in_flight_keep_the_session_awake(make_session: MakeSession) ->
     }
 
 
+def test_fast_wake_trigger_only_with_a_push_address(make_session: MakeSession) -> None:
+    assert len(build_scaled_object(make_session())["spec"]["triggers"]) == 2
+    session = replace(make_session(), push_address="usersession-operator.ops.svc:9443")
+    queue, in_flight, push = build_scaled_object(session)["spec"]["triggers"]
+    # Added to the redis triggers, never instead: with the operator down KEDA still
+    # wakes the session by polling the lists itself.
+    assert (queue["type"], in_flight["type"]) == ("redis", "redis")
+    assert push == {
+        "type": "external-push",
+        "name": "fast-wake",
+        "metadata": {"scalerAddress": "usersession-operator.ops.svc:9443"},
+    }
+
+
 def test_suspended_session_is_paused_at_zero(make_session: MakeSession) -> None:
     manifest = build_scaled_object(make_session(suspend=True))
     assert manifest["metadata"]["annotations"] == {PAUSED: "0"}

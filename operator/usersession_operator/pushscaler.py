@@ -1,0 +1,110 @@
+"""KEDA's external-push scaler, served by the operator: the fast way to wake a session.
+
+KEDA polls each ScaledObject's redis triggers on its own clock
+(pollingIntervalSeconds), so without this a message waits up to that long.
+Each ScaledObject also names this server in an external-push trigger: KEDA
+keeps a StreamIsActive stream open per session, and the operator sends `true`
+on it the moment it sees work arrive (a keyspace notification, or its own
+poll). KEDA then scales at once, through the scale subresource, as it always
+does: KEDA still owns replicas. Answers come from the operator's last readings
+of the session's lists; a session it knows nothing about is inactive, so the
+redis triggers stay the authority and this path can only add speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from .externalscaler import externalscaler_pb2 as pb
+from .externalscaler import externalscaler_pb2_grpc as pb_grpc
+from .state import ClusterState, Key
+
+log = logging.getLogger(__name__)
+
+# The metric KEDA asks for: messages waiting plus in flight, one replica per message
+# (maxReplicaCount caps it at one anyway).
+METRIC = "session-work"
+
+
+class PushScaler(pb_grpc.ExternalScalerServicer):
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        # Open StreamIsActive streams by (namespace, ScaledObject name); KEDA
+        # may open one before the operator has seen the session.
+        self._streams: dict[Key, set[asyncio.Queue[bool]]] = {}
+
+    def work_arrived(self, key: Key) -> None:
+        """Tell KEDA, on every open stream for the session, that it has work."""
+        for stream in self._streams.get(self.state.child_key(key), ()):
+            stream.put_nowait(True)
+
+    def streams(self) -> int:
+        return sum(len(s) for s in self._streams.values())
+
+    def _busy(self, ref: Any) -> bool:
+        key = self.state.session_for_instance(ref.namespace, ref.name)
+        reading = self.state.queues.get(key) if key else None
+        return reading is not None and reading.busy
+
+    def _work(self, ref: Any) -> int:
+        key = self.state.session_for_instance(ref.namespace, ref.name)
+        reading = self.state.queues.get(key) if key else None
+        return (reading.depth or 0) + (reading.processing or 0) if reading else 0
+
+    # -- the gRPC service (method names are the proto's) ------------------------------
+
+    async def IsActive(self, request: Any, context: Any) -> Any:
+        return pb.IsActiveResponse(result=self._busy(request))
+
+    async def StreamIsActive(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        instance = (request.namespace, request.name)
+        stream: asyncio.Queue[bool] = asyncio.Queue()
+        self._streams.setdefault(instance, set()).add(stream)
+        try:
+            # The current state first, so a session that got work while KEDA
+            # was (re)connecting is not left waiting for the next message.
+            yield pb.IsActiveResponse(result=self._busy(request))
+            while True:
+                yield pb.IsActiveResponse(result=await stream.get())
+        finally:
+            streams = self._streams.get(instance, set())
+            streams.discard(stream)
+            if not streams:
+                self._streams.pop(instance, None)
+
+    async def GetMetricSpec(self, request: Any, context: Any) -> Any:
+        spec = pb.MetricSpec(metricName=METRIC, targetSize=1, targetSizeFloat=1.0)
+        return pb.GetMetricSpecResponse(metricSpecs=[spec])
+
+    async def StreamMetricSpec(self, request: Any, context: Any) -> Any:
+        # The metric spec never changes: KEDA falls back to GetMetricSpec on
+        # UNIMPLEMENTED (and only on that code), as its proto says.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the metric spec is constant")
+
+    async def GetMetrics(self, request: Any, context: Any) -> Any:
+        work = self._work(request.scaledObjectRef)
+        value = pb.MetricValue(
+            metricName=request.metricName or METRIC,
+            metricValue=work,
+            metricValueFloat=float(work),
+        )
+        return pb.GetMetricsResponse(metricValues=[value])
+
+
+async def serve(scaler: PushScaler, host: str, port: int) -> grpc.aio.Server:
+    """Start the gRPC server; raises OSError-like errors if the port is taken."""
+    # Without SO_REUSEPORT (on by default in gRPC) a second operator on the same
+    # port fails to start instead of silently sharing KEDA's streams.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb_grpc.add_ExternalScalerServicer_to_server(scaler, server)  # type: ignore[no-untyped-call]
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    await server.start()
+    log.info("external-push scaler listening on %s:%s", host, port)
+    return server

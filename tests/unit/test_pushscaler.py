@@ -1,0 +1,116 @@
+"""The external-push scaler over a real gRPC connection, answering from the operator's readings."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import grpc
+import pytest
+
+from usersession_operator.externalscaler import externalscaler_pb2 as pb
+from usersession_operator.externalscaler import externalscaler_pb2_grpc as pb_grpc
+from usersession_operator.pushscaler import METRIC, PushScaler, serve
+from usersession_operator.state import ClusterState, QueueReading
+
+NS, NAME = "team-a", "alice"
+BODY = {"metadata": {"namespace": NS, "name": NAME}, "spec": {}}
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+Scenario = Callable[[PushScaler, pb_grpc.ExternalScalerStub], Awaitable[None]]
+
+
+def served(scenario: Scenario) -> None:
+    """Run scenario against a real server on a loopback port, with a real client."""
+
+    async def main() -> None:
+        state = ClusterState()
+        state.upsert_session(BODY)
+        scaler = PushScaler(state)
+        port = _port()
+        server = await serve(scaler, "127.0.0.1", port)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                await scenario(scaler, pb_grpc.ExternalScalerStub(channel))
+        finally:
+            await server.stop(grace=0)
+
+    asyncio.run(main())
+
+
+def _ref(name: str = NAME) -> pb.ScaledObjectRef:
+    return pb.ScaledObjectRef(name=name, namespace=NS)
+
+
+@pytest.mark.parametrize(
+    ("reading", "active", "work"),
+    [
+        (None, False, 0),  # never polled: the redis triggers decide
+        (QueueReading(0, 0), False, 0),
+        (QueueReading(2, 0), True, 2),
+        (QueueReading(0, 1), True, 1),  # in flight counts as work
+        (QueueReading(None, error="ConnectionError"), False, 0),
+    ],
+)
+def test_is_active_and_metrics_follow_the_readings(
+    reading: QueueReading | None, active: bool, work: int
+) -> None:
+    async def scenario(scaler: PushScaler, stub: pb_grpc.ExternalScalerStub) -> None:
+        if reading is not None:
+            scaler.state.queues[(NS, NAME)] = reading
+        assert (await stub.IsActive(_ref())).result is active
+        request = pb.GetMetricsRequest(scaledObjectRef=_ref(), metricName="m")
+        metrics = await stub.GetMetrics(request)
+        assert [(m.metricName, m.metricValue) for m in metrics.metricValues] == [("m", work)]
+        spec = await stub.GetMetricSpec(_ref())
+        assert [(s.metricName, s.targetSize) for s in spec.metricSpecs] == [(METRIC, 1)]
+
+    served(scenario)
+
+
+def test_the_stream_says_the_current_state_then_pushes_work_as_it_arrives() -> None:
+    async def scenario(scaler: PushScaler, stub: pb_grpc.ExternalScalerStub) -> None:
+        stream = stub.StreamIsActive(_ref())
+        first = await asyncio.wait_for(stream.read(), 5)
+        assert first.result is False
+        assert scaler.streams() == 1
+        scaler.state.queues[(NS, NAME)] = QueueReading(1, 0)
+        scaler.work_arrived((NS, NAME))
+        pushed = await asyncio.wait_for(stream.read(), 5)
+        assert pushed.result is True
+        stream.cancel()
+        for _ in range(200):  # the server forgets a stream KEDA closed
+            if scaler.streams() == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert scaler.streams() == 0
+
+    served(scenario)
+
+
+def test_a_session_the_operator_does_not_know_is_inactive() -> None:
+    async def scenario(scaler: PushScaler, stub: pb_grpc.ExternalScalerStub) -> None:
+        assert (await stub.IsActive(_ref("someone-else"))).result is False
+
+    served(scenario)
+
+
+def test_a_taken_port_is_refused_not_shared() -> None:
+    async def main() -> None:
+        scaler = PushScaler(ClusterState())
+        port = _port()
+        first = await serve(scaler, "127.0.0.1", port)
+        try:
+            with pytest.raises((OSError, RuntimeError)):
+                await serve(scaler, "127.0.0.1", port)
+        finally:
+            await first.stop(grace=0)
+
+    asyncio.run(main())
