@@ -93,6 +93,34 @@ def test_operator_pod_is_locked_down() -> None:
     assert container["resources"]["limits"]
 
 
+def test_fast_wake_service_and_settings_render_together_or_not_at_all() -> None:
+    docs = render("--set", "fastWake.port=9555")
+    [service] = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-push")
+    ]
+    assert service["spec"]["ports"] == [
+        {"name": "grpc", "port": 9555, "targetPort": "push", "appProtocol": "grpc"}
+    ]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # KEDA dials the Service, which selects the operator's pod and its push port.
+    namespace = service["metadata"]["namespace"]
+    assert env["USERSESSION_PUSH_ADDRESS"] == f"{service['metadata']['name']}.{namespace}.svc:9555"
+    assert env["USERSESSION_PUSH_PORT"] == "9555"
+    assert {"name": "push", "containerPort": 9555} in container["ports"]
+    assert (
+        service["spec"]["selector"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+    off = render("--set", "fastWake.enabled=false")
+    assert not [d for d in off if d["metadata"]["name"].endswith("-push")]
+    [deployment] = [d for d in off if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith("USERSESSION_PUSH")]
+
+
 def can_i(kubeconfig: Path, verb: str, resource: str) -> bool:
     """`kubectl auth can-i` as the account in kubeconfig, in namespace default."""
     result = subprocess.run(
