@@ -307,6 +307,9 @@ class LocalCluster:
             "bind 127.0.0.1\n"
             f"port {self.redis_port}\n"
             f"requirepass {self.redis_password}\n"
+            # Keyspace events for lists (and DEL, when one empties), which the
+            # operator listens to for fast wakes: what the README recommends.
+            "notify-keyspace-events Kgl\n"
             # Append-only, so a stop/start (an outage in tests) keeps the data
             # as a real Redis restart would.
             'save ""\nappendonly yes\nappendfsync always\n'

@@ -76,7 +76,7 @@ class Stack:
             "HOME": str(cluster.workdir),
             "PATH": "/usr/bin:/bin",
         }
-        liveness = free_port()
+        liveness, push = free_port(), free_port()
         operator = Component(
             "usersession-operator",
             [sys.executable, "-m", "usersession_operator.cli", "run"],
@@ -86,6 +86,8 @@ class Stack:
                 "USERSESSION_REDIS_ADDRESS": redis,
                 "USERSESSION_LIVENESS_PORT": str(liveness),
                 "USERSESSION_METRICS_PORT": str(free_port()),
+                "USERSESSION_PUSH_PORT": str(push),
+                "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
             },
         )
         cluster.add(operator)

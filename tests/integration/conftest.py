@@ -59,11 +59,15 @@ def operator(
     Helm chart's ServiceAccount and only the chart's RBAC, as it would in a pod:
     the same tests then prove the chart's permissions are sufficient.
     """
+    push = free_port()
     env = {
         "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
         "USERSESSION_POLL_INTERVAL": "1",
         "USERSESSION_METRICS_PORT": str(free_port()),
         "USERSESSION_LOG_LEVEL": "DEBUG",
+        # The fast-wake path on, as the Helm chart has it.
+        "USERSESSION_PUSH_PORT": str(push),
+        "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
     }
     # A test module may set OPERATOR_ENV to run the operator with other settings.
     env.update(getattr(request.module, "OPERATOR_ENV", {}))

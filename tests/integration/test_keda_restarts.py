@@ -25,6 +25,8 @@ from usersession_localstack.process import Component
 def operator_process(cluster: LocalCluster, tmp_path: Path) -> Iterator[Callable[[], Component]]:
     started: list[Component] = []
 
+    push = free_port()  # the same across restarts: KEDA keeps dialling one address
+
     def start() -> Component:
         liveness = free_port()
         operator = Component(
@@ -38,6 +40,8 @@ def operator_process(cluster: LocalCluster, tmp_path: Path) -> Iterator[Callable
                 "USERSESSION_POLL_INTERVAL": "1",
                 "USERSESSION_LIVENESS_PORT": str(liveness),
                 "USERSESSION_METRICS_PORT": str(free_port()),
+                "USERSESSION_PUSH_PORT": str(push),
+                "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
             },
         )
         operator.start()
@@ -87,3 +91,26 @@ def test_operator_and_keda_restarted_midway_lose_nothing(
     api.wait_replicas(ns, name, 0, timeout=30)
     status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
     assert status["queueDepth"] == 0
+
+
+def test_with_the_operator_down_sessions_still_wake_through_kedas_own_poll(
+    api: Api,
+    session_namespace: str,
+    rds: redis.Redis,
+    operator_process: Callable[[], Component],
+) -> None:
+    """The fast path may only add speed: without it, the redis triggers still work."""
+    operator = operator_process()
+    ns, name = session_namespace, unique()
+    api.create(ns, name, scaling={"pollingIntervalSeconds": 2, "idleTimeoutSeconds": 5})
+    queue = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")["queueName"]
+    scaled = api.child("ScaledObject", ns, name)
+    assert scaled is not None
+    assert [t["type"] for t in scaled["spec"]["triggers"]] == ["redis", "redis", "external-push"]
+
+    operator.stop()
+    rds.lpush(queue, '{"type": "wake"}')
+    api.wait_replicas(ns, name, 1, timeout=20)  # KEDA polled the list itself
+
+    operator_process()
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Running" and s.get("queueDepth") == 1)
