@@ -110,6 +110,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     server = memo.get("metrics_server")
     if server is not None:
         server.shutdown()
+        server.server_close()  # shutdown() alone leaves the port bound until exit
 
 
 @kopf.on.probe(id="redis_poll_age_seconds")

@@ -1,18 +1,25 @@
 """Benchmark: how long a sleeping session takes to wake, with the real KEDA.
 
-Run: .venv/bin/python tests/benchmarks/bench_wake.py [--wakes 20] [--intervals 10,1]
+Run: .venv/bin/python tests/benchmarks/bench_wake.py [--wakes 20] [--background 0]
 
-Starts its own local stack (control plane, Redis, KEDA) and the real operator.
-For each KEDA polling interval it creates --wakes sleeping sessions, pushes one
-message onto each list at a random moment, and measures, from the LPUSH, when
-the Deployment reaches one replica and when its pod is Running (kwok). The
-sessions are independent samples: KEDA polls each ScaledObject on its own
-clock. Prints p50/p95/max side by side per interval; asserts nothing.
+Starts its own local stack (control plane, Redis with keyspace notifications,
+KEDA) and the real operator, and measures side by side in one run:
+  redis triggers only  the operator without its push path: KEDA finds the work at
+                       its next poll of the list (pollingIntervalSeconds, default 10)
+  push path            the operator serving KEDA's external-push scaler, told of the
+                       work by a keyspace notification
+For each it creates --wakes sleeping sessions, pushes one message onto each list
+at a random moment within one polling interval, and times, from the LPUSH, the
+Deployment reaching one replica, the pod Running (kwok) and status.queueDepth
+showing the message. --background idle sessions are present throughout (KEDA
+polls them all; the operator polls and watches them all). Prints p50/p95/max;
+asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import os
 import random
@@ -20,6 +27,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -30,143 +38,183 @@ from usersession_localstack import LocalCluster
 from usersession_localstack.cluster import free_port, wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
+KOPF_ARGS = ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"]
+
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    p50, p95 = statistics.median(values), percentile(values, 95)
+    return f"{p50:.2f} / {p95:.2f} / {max(values):.2f}"
+
+
+class Bench:
+    def __init__(self, cluster: LocalCluster) -> None:
+        api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.cluster = cluster
+        self.rds = redis.Redis(
+            host=cluster.redis_host, port=cluster.redis_port, password=cluster.redis_password
+        )
+        # First time seen, by (namespace, name), taken as watch events arrive.
+        self.scaled: dict[tuple[str, str], float] = {}
+        self.running: dict[tuple[str, str], float] = {}
+        self.depth_seen: dict[tuple[str, str], float] = {}
+        for target in (self._deployments, self._pods, self._sessions):
+            threading.Thread(target=_quietly(target), daemon=True).start()
+
+    def namespace(self) -> str:
+        ns = f"bench-{uuid.uuid4().hex[:6]}"
+        self.core.create_namespace({"metadata": {"name": ns}})
+        wait_for(lambda: self.core.list_namespaced_service_account(ns).items, 30)
+        secret = {"name": "redis-auth"}
+        data = {"password": self.cluster.redis_password}
+        self.core.create_namespaced_secret(ns, {"metadata": secret, "stringData": data})
+        return ns
+
+    def create(self, ns: str, names: list[str]) -> None:
+        def one(name: str) -> None:
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "UserSession",
+                "metadata": {"name": name},
+                "spec": {"userId": "bench@example.com", "workload": {"image": "example.com/w:1"}},
+            }
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(one, names))
+
+    def wait_sleeping(self, ns: str, count: int, timeout: float) -> None:
+        def done() -> bool:
+            items = self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+            ready = [
+                i
+                for i in items
+                if (i.get("status") or {}).get("phase") == "Sleeping"
+                and any(
+                    c["type"] == "ScalerReady" and c["status"] == "True"
+                    for c in i["status"].get("conditions", [])
+                )
+            ]
+            return len(ready) >= count
+
+        wait_for(done, timeout=timeout, interval=1)
+
+    def wake(self, ns: str, names: list[str], spread: float) -> dict[str, list[float]]:
+        pushed: dict[tuple[str, str], float] = {}
+        schedule = sorted((random.uniform(0, spread), n) for n in names)  # noqa: S311
+        start = time.monotonic()
+        for offset, name in schedule:
+            time.sleep(max(0.0, start + offset - time.monotonic()))
+            self.rds.lpush(f"usersession:{ns}:{name}", '{"type": "wake"}')
+            pushed[(ns, name)] = time.monotonic()
+        keys = list(pushed)
+        wait_for(lambda: all(k in self.running for k in keys), timeout=spread * 3 + 60)
+        time.sleep(2)  # let the last status writes land
+        return {
+            "replicas 1": [self.scaled[k] - pushed[k] for k in keys],
+            "pod Running": [self.running[k] - pushed[k] for k in keys],
+            "status shows it": [
+                self.depth_seen[k] - pushed[k] for k in keys if k in self.depth_seen
+            ],
+        }
+
+    def _deployments(self) -> None:
+        for event in watch.Watch().stream(self.apps.list_deployment_for_all_namespaces):
+            d: Any = event["object"]
+            if (d.spec.replicas or 0) >= 1:
+                self.scaled.setdefault((d.metadata.namespace, d.metadata.name), time.monotonic())
+
+    def _pods(self) -> None:
+        for event in watch.Watch().stream(self.core.list_pod_for_all_namespaces):
+            p: Any = event["object"]
+            if p.status.phase == "Running":
+                instance = (p.metadata.labels or {}).get("app.kubernetes.io/instance", "")
+                self.running.setdefault((p.metadata.namespace, instance), time.monotonic())
+
+    def _sessions(self) -> None:
+        stream = watch.Watch().stream(
+            self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
+        )
+        for event in stream:
+            obj = event["object"]
+            if ((obj.get("status") or {}).get("queueDepth") or 0) >= 1:
+                key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+                self.depth_seen.setdefault(key, time.monotonic())
+
+
+def _quietly(target: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        # The cluster stops under the watches at the end: not news.
+        with contextlib.suppress(Exception):
+            target()
+
+    return run
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--wakes", type=int, default=20)
-    parser.add_argument("--intervals", default="10,1", help="KEDA pollingInterval values")
+    parser.add_argument("--background", type=int, default=0, help="idle sessions present")
+    parser.add_argument("--interval", type=float, default=10, help="KEDA's pollingInterval")
     args = parser.parse_args()
-    intervals = [int(i) for i in args.intervals.split(",")]
 
+    results: dict[str, dict[str, list[float]]] = {}
     with LocalCluster() as cluster:
+        push = free_port()
         os.environ.update(
             {
                 "KUBECONFIG": str(cluster.kubeconfig),
                 "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
-                "USERSESSION_METRICS_PORT": str(free_port()),
-                "USERSESSION_LIVENESS_PORT": str(free_port()),
             }
         )
-        api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
-        apps = client.AppsV1Api(api_client)
-        rds = redis.Redis(
-            host=cluster.redis_host, port=cluster.redis_port, password=cluster.redis_password
-        )
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        core.create_namespace({"metadata": {"name": ns}})
-        wait_for(lambda: core.list_namespaced_service_account(ns).items, 30)
-        core.create_namespaced_secret(
-            ns,
-            {
-                "metadata": {"name": "redis-auth"},
-                "stringData": {"password": cluster.redis_password},
-            },
-        )
-        pushed: dict[str, float] = {}
-        scaled: dict[str, float] = {}
-        running: dict[str, float] = {}
-        stop = threading.Event()
-
-        def observe() -> None:
-            # One watch for Deployments and one for Pods, timestamps taken on arrival.
-            def deployments() -> None:
-                for event in watch.Watch().stream(apps.list_namespaced_deployment, ns):
-                    d: Any = event["object"]
-                    if (d.spec.replicas or 0) >= 1:
-                        scaled.setdefault(d.metadata.name, time.monotonic())
-                    if stop.is_set():
-                        return
-
-            def pods() -> None:
-                for event in watch.Watch().stream(core.list_namespaced_pod, ns):
-                    p: Any = event["object"]
-                    if p.status.phase == "Running":
-                        owner = p.metadata.labels.get("app.kubernetes.io/instance", "")
-                        running.setdefault(owner, time.monotonic())
-                    if stop.is_set():
-                        return
-
-            def quietly(target: Any) -> Any:
-                def run() -> None:
-                    # The cluster stops under the watches at the end: not news.
-                    with contextlib.suppress(Exception):
-                        target()
-
-                return run
-
-            for target in (deployments, pods):
-                threading.Thread(target=quietly(target), daemon=True).start()
-
-        with KopfRunner(
-            ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"], timeout=60
+        bench = Bench(cluster)
+        started = time.monotonic()
+        for path, env in (
+            ("redis triggers only", {}),
+            ("push path", {"USERSESSION_PUSH_PORT": str(push)}),
         ):
-            observe()
-            names: dict[int, list[str]] = {}
-            for interval in intervals:
-                names[interval] = [f"w{interval}-{i}" for i in range(args.wakes)]
-                for name in names[interval]:
-                    custom.create_namespaced_custom_object(
-                        GROUP,
-                        VERSION,
-                        ns,
-                        PLURAL,
-                        {
-                            "apiVersion": f"{GROUP}/{VERSION}",
-                            "kind": "UserSession",
-                            "metadata": {"name": name},
-                            "spec": {
-                                "userId": "bench@example.com",
-                                "workload": {"image": "example.com/w:1"},
-                                "scaling": {"pollingIntervalSeconds": interval},
-                            },
-                        },
+            os.environ.pop("USERSESSION_PUSH_PORT", None)
+            os.environ.pop("USERSESSION_PUSH_ADDRESS", None)
+            os.environ["USERSESSION_METRICS_PORT"] = str(free_port())
+            os.environ["USERSESSION_LIVENESS_PORT"] = str(free_port())
+            if env:
+                os.environ.update(env, USERSESSION_PUSH_ADDRESS=f"127.0.0.1:{push}")
+            with KopfRunner(KOPF_ARGS, timeout=60) as runner:
+                if args.background and path == "redis triggers only":
+                    background = bench.namespace()
+                    bench.create(background, [f"idle-{i}" for i in range(args.background)])
+                    bench.wait_sleeping(background, args.background, timeout=1800)
+                    print(
+                        f"{args.background} idle sessions ready after "
+                        f"{time.monotonic() - started:.0f} s",
+                        flush=True,
                     )
-            every = [n for group in names.values() for n in group]
+                ns = bench.namespace()
+                names = [f"w{i}" for i in range(args.wakes)]
+                bench.create(ns, names)
+                bench.wait_sleeping(ns, len(names), timeout=600)
+                results[path] = bench.wake(ns, names, args.interval)
+            if runner.exception is not None:
+                raise runner.exception
 
-            def all_sleeping() -> bool:
-                items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-                ready = [
-                    i
-                    for i in items
-                    if (i.get("status") or {}).get("phase") == "Sleeping"
-                    and any(
-                        c["type"] == "ScalerReady" and c["status"] == "True"
-                        for c in i["status"].get("conditions", [])
-                    )
-                ]
-                return len(ready) == len(every)
-
-            wait_for(all_sleeping, timeout=180, interval=0.5)
-            # Spread the pushes over the longest interval, so they land at every
-            # phase of KEDA's polling clock.
-            spread = max(intervals)
-            schedule = sorted((random.uniform(0, spread), n) for n in every)  # noqa: S311
-            start = time.monotonic()
-            for offset, name in schedule:
-                time.sleep(max(0.0, start + offset - time.monotonic()))
-                rds.lpush(f"usersession:{ns}:{name}", '{"type": "wake"}')
-                pushed[name] = time.monotonic()
-            wait_for(lambda: all(n in running for n in every), timeout=max(intervals) * 3 + 60)
-            stop.set()
-
-    print(f"\nwake latency with the real KEDA ({args.wakes} sessions per interval)")
-    header = ("pollingInterval", "-> replicas 1 p50/p95/max (s)", "-> pod Running p50/p95/max (s)")
-    print(f"{header[0]:>16} {header[1]:>32} {header[2]:>33}")
-    for interval in intervals:
-        to_scale = [scaled[n] - pushed[n] for n in names[interval]]
-        to_run = [running[n] - pushed[n] for n in names[interval]]
-
-        def fmt(values: list[float]) -> str:
-            p50, p95 = statistics.median(values), percentile(values, 95)
-            return f"{p50:.2f} / {p95:.2f} / {max(values):.2f}"
-
-        print(f"{interval:>15}s {fmt(to_scale):>32} {fmt(to_run):>33}")
+    print(
+        f"\nwake latency with the real KEDA: {args.wakes} wakes per path, "
+        f"{args.background} idle sessions present, pollingInterval {args.interval:g} s"
+    )
+    header = ("from LPUSH to", "redis triggers only", "push path")
+    print(f"{header[0]:>18} {header[1]:>24} {header[2]:>24}   (p50 / p95 / max, s)")
+    for what in ("replicas 1", "pod Running", "status shows it"):
+        only, fast = results["redis triggers only"][what], results["push path"][what]
+        print(f"{what:>18} {fmt(only):>24} {fmt(fast):>24}")
     return 0
 
 

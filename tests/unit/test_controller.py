@@ -1,6 +1,7 @@
-"""Controller.refresh_status posts one Warning event when a session newly cannot wake.
+"""The controller's behaviour with the Kubernetes API replaced by a recorder.
 
-The Kubernetes API is replaced by a recorder; the status itself is covered in test_status.py.
+Warning events when a session newly cannot wake; work arriving pushed to KEDA
+and wakes timed. The status itself is covered in test_status.py.
 """
 
 from __future__ import annotations
@@ -143,3 +144,51 @@ def test_an_event_that_cannot_be_posted_does_not_fail_the_status_update(
     _refresh(controller)
     assert kube.patches[-1]["phase"] == "Degraded"
     assert controller.state.written_status[KEY]["phase"] == "Degraded"
+
+
+# -- work arriving --------------------------------------------------------------
+
+
+def _stream(controller: Controller) -> asyncio.Queue[bool]:
+    stream: asyncio.Queue[bool] = asyncio.Queue()
+    controller.push._streams[(NAMESPACE, NAME)] = {stream}
+    return stream
+
+
+def test_work_arriving_on_a_sleeping_session_is_pushed_once_and_timed(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    stream = _stream(controller)
+    controller._record({KEY: QueueReading(1, 0)})
+    controller._record({KEY: QueueReading(2, 0)})  # still busy: nothing new to say
+    controller._record({KEY: QueueReading(0, 1)})  # taken by the worker: still busy
+    assert stream.qsize() == 1 and stream.get_nowait() is True
+    assert KEY in controller._wake_started
+
+    # The pod comes up: the wake is over, timed in status, and forgotten.
+    state = controller.state
+    state.record_child(state.deployments, _child("Deployment", spec={"replicas": 1}), False)
+    pod = _child(
+        "Pod", status={"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    )
+    pod["metadata"]["name"] = f"{NAME}-abc"
+    state.record_pod(pod, deleted=False)
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Running"
+    assert kube.patches[-1]["lastWakeSeconds"] >= 0
+    assert KEY not in controller._wake_started
+
+    controller._record({KEY: QueueReading(0, 0)})
+    controller._record({KEY: QueueReading(1, 0)})  # idle, then busy again: a new push
+    assert stream.qsize() == 1
+
+
+def test_work_on_a_running_session_is_pushed_but_not_timed_as_a_wake(
+    controller: Controller,
+) -> None:
+    state = controller.state
+    state.record_child(state.deployments, _child("Deployment", spec={"replicas": 1}), False)
+    stream = _stream(controller)
+    controller._record({KEY: QueueReading(1, 0)})
+    assert stream.qsize() == 1
+    assert KEY not in controller._wake_started
