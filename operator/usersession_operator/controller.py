@@ -10,12 +10,10 @@ and work arriving on a session is pushed to KEDA (pushscaler.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
@@ -23,15 +21,17 @@ from kubernetes.client import ApiException
 
 from . import metrics
 from .builders import (
-    build_deployment,
-    build_scaled_object,
-    build_trigger_authentication,
+    CHILD_KINDS,
+    DEPLOYMENT,
+    SCALED_OBJECT,
+    TRIGGER_AUTH,
+    ChildKind,
     initial_deployment,
     replicas_seed,
 )
 from .builders.scaledobject import PAUSED_REPLICAS_ANNOTATION
 from .drift import drifted
-from .kube import Kube
+from .kube import Kube, describe_api_error
 from .model import (
     InvalidSession,
     Session,
@@ -42,14 +42,12 @@ from .model import (
 from .names import child_name
 from .notifications import KeyspaceWatcher
 from .pushscaler import PushScaler
-from .queues import RedisQueues, Target
+from .queues import QueueTarget, RedisQueues
 from .settings import OperatorSettings
 from .state import ClusterState, Key, QueueReading, ReconcileResult
 from .status import (
-    DEGRADED,
-    RUNNING,
-    SUSPENDED,
     Observation,
+    Phase,
     compute_status,
     new_warning,
     status_patch,
@@ -57,16 +55,9 @@ from .status import (
 
 log = logging.getLogger(__name__)
 
-DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH = "Deployment", "ScaledObject", "TriggerAuthentication"
 # A session's status is written at most this often because of keyspace events;
 # the regular poll and watch events are not limited.
 EVENT_STATUS_INTERVAL = 1.0
-
-_BUILDERS: dict[str, Callable[[Session], dict[str, Any]]] = {
-    DEPLOYMENT: build_deployment,
-    SCALED_OBJECT: build_scaled_object,
-    TRIGGER_AUTH: build_trigger_authentication,
-}
 
 
 class Controller:
@@ -107,23 +98,22 @@ class Controller:
         try:
             await self._apply_children(session)
         except ApiException as exc:
-            message = _api_error(exc)
+            message = describe_api_error(exc)
             self.state.reconciled[key] = ReconcileResult(_generation(body), message)
             await self.refresh_status(key)
             metrics.RECONCILES.labels("error").inc()
             raise kopf.TemporaryError(message, delay=10) from exc
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         metrics.RECONCILES.labels("ok").inc()
-        self.watcher.add(key, Target.of(session, self.settings))
+        self.watcher.add(key, QueueTarget.of(session, self.settings))
         self.state.reconciled[key] = ReconcileResult(session.generation)
         await self.refresh_status(key)
 
     async def _apply_children(self, session: Session) -> None:
-        # TriggerAuthentication and Deployment first: the ScaledObject names both.
-        for kind in (TRIGGER_AUTH, DEPLOYMENT, SCALED_OBJECT):
+        for kind in CHILD_KINDS:  # in apply order
             await self._apply_child(kind, session)
 
-    async def _apply_child(self, kind: str, session: Session) -> None:
+    async def _apply_child(self, kind: ChildKind, session: Session) -> None:
         """Apply one child in a worker thread; the state is only touched here, on the loop."""
         table = self._tables[kind]
         known = (session.namespace, child_name(session.name)) in table
@@ -131,12 +121,13 @@ class Controller:
         # Status can use the result at once instead of waiting for the watch event.
         self.state.record_child(table, live, deleted=False)
 
-    def _apply_blocking(self, kind: str, session: Session, known: bool) -> dict[str, Any]:
+    def _apply_blocking(self, kind: ChildKind, session: Session, known: bool) -> dict[str, Any]:
         if kind != DEPLOYMENT:
-            return self.kube.apply(_BUILDERS[kind](session))
-        exists = known or self.kube.get(DEPLOYMENT, session.namespace, child_name(session.name))
+            return self.kube.apply(kind.build(session))
+        name = child_name(session.name)
+        exists = known or self.kube.get(DEPLOYMENT.kind, session.namespace, name)
         return self.kube.apply_deployment(
-            build_deployment(session),
+            DEPLOYMENT.build(session),
             initial_deployment(session),
             replicas_seed(session),
             exists=bool(exists),
@@ -144,26 +135,30 @@ class Controller:
 
     # -- children's events ---------------------------------------------------
 
-    async def child_event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+    async def child_event(
+        self, kind: ChildKind, event_type: str | None, body: Mapping[str, Any]
+    ) -> None:
         deleted = event_type == "DELETED"
         self.state.record_child(self._tables[kind], body, deleted)
         key = self.state.session_for_child(body)
         if key is None:
             return
         session = self._live_session(key)
-        if session is not None and (deleted or drifted(_BUILDERS[kind](session), body)):
+        if session is not None and (deleted or drifted(kind.build(session), body)):
             log.info(
                 "restoring %s %s/%s of UserSession %s",
-                kind,
+                kind.kind,
                 body["metadata"]["namespace"],
                 body["metadata"]["name"],
                 key[1],
             )
-            metrics.DRIFT_RESTORES.labels(kind).inc()
+            metrics.DRIFT_RESTORES.labels(kind.kind).inc()
             try:
                 await self._apply_child(kind, session)
             except ApiException as exc:
-                log.warning("could not restore %s for %s/%s: %s", kind, *key, _api_error(exc))
+                log.warning(
+                    "could not restore %s for %s/%s: %s", kind.kind, *key, describe_api_error(exc)
+                )
         await self.refresh_status(key)
 
     async def pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -201,7 +196,7 @@ class Controller:
                 return
             previous = self.state.written_status.get(key, body.get("status") or {})
             desired = compute_status(self._observe(key, body), previous)
-            if desired["phase"] in (SUSPENDED, DEGRADED):
+            if desired["phase"] in (Phase.SUSPENDED, Phase.DEGRADED):
                 self._wake_started.pop(key, None)  # not a wake any more
             patch = status_patch(previous, desired)
             if patch is None:
@@ -215,11 +210,11 @@ class Controller:
                 await asyncio.to_thread(self.kube.patch_status, key[0], key[1], patch)
             except ApiException as exc:
                 if exc.status != 404:  # gone already: nothing to report on
-                    log.warning("status update of %s/%s failed: %s", *key, _api_error(exc))
+                    log.warning("status update of %s/%s failed: %s", *key, describe_api_error(exc))
                 return
             metrics.STATUS_PATCHES.inc()
             self.state.written_status[key] = desired
-            if desired["phase"] == RUNNING and self._wake_started.pop(key, None) is not None:
+            if desired["phase"] == Phase.RUNNING and self._wake_started.pop(key, None) is not None:
                 metrics.WAKE_SECONDS.observe(desired["lastWakeSeconds"])
 
     async def _warn(self, key: Key, body: Mapping[str, Any], reason: str, message: str) -> None:
@@ -227,12 +222,16 @@ class Controller:
         try:
             await asyncio.to_thread(self.kube.post_event, body, "Warning", reason, message)
         except Exception as exc:  # an event is a courtesy: it must not fail a status update
-            detail = _api_error(exc) if isinstance(exc, ApiException) else type(exc).__name__
+            detail = (
+                describe_api_error(exc) if isinstance(exc, ApiException) else type(exc).__name__
+            )
             log.warning("could not post a %s event for %s/%s: %s", reason, *key, detail)
 
     def _observe(self, key: Key, body: Mapping[str, Any]) -> Observation:
-        spec = body.get("spec") or {}
-        queue = (spec.get("queue") or {}).get("name") or default_queue_name(*key)
+        try:
+            queue = session_from_body(body, self.settings).queue_name
+        except InvalidSession:  # status still reports on an invalid session
+            queue = default_queue_name(*key)
         child_key = self.state.child_key(key)
         reading = self.state.queues.get(key)
         reconciled = self.state.reconciled.get(key)
@@ -318,12 +317,12 @@ class Controller:
         self._changed.add(key)
         self._changed_event.set()
 
-    def _targets(self, keys: Iterable[Key]) -> dict[Key, Target]:
-        targets: dict[Key, Target] = {}
+    def _targets(self, keys: Iterable[Key]) -> dict[Key, QueueTarget]:
+        targets: dict[Key, QueueTarget] = {}
         for key in keys:
             session = self._live_session(key)
             if session is not None:
-                targets[key] = Target.of(session, self.settings)
+                targets[key] = QueueTarget.of(session, self.settings)
         return targets
 
     def _record(self, readings: Mapping[Key, QueueReading]) -> None:
@@ -340,7 +339,7 @@ class Controller:
 
     # -- deletion ------------------------------------------------------------------
 
-    async def cleanup(self, body: kopf.Body, runtime: dt.timedelta, retry: int) -> None:
+    async def finalize(self, body: kopf.Body, runtime: dt.timedelta, retry: int) -> None:
         """Finalizer: remove the session's Redis keys. Children go by garbage collection.
 
         Redis down: retry with backoff and a Warning event; after
@@ -358,14 +357,14 @@ class Controller:
                 message=f"the session is invalid, so its keys are unknown: {exc}",
             )
             return
-        target = Target.of(session, self.settings)
+        target = QueueTarget.of(session, self.settings)
         try:
             removed = await self.queues.delete_session_keys(target)
         except Exception as exc:  # any failure is retried the same way
             reason = (
                 f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, ApiException)
-                else _api_error(exc)
+                else describe_api_error(exc)
             )
             left = f"{target.queue}, {processing_key(target.queue)}, {target.queue}:reply:*"
             limit = self.settings.cleanup_timeout_seconds
@@ -394,7 +393,9 @@ class Controller:
         try:
             return await asyncio.to_thread(self.kube.read_secret_value, namespace, name, key)
         except ApiException as exc:
-            raise LookupError(f"cannot read Secret {namespace}/{name}: {_api_error(exc)}") from None
+            raise LookupError(
+                f"cannot read Secret {namespace}/{name}: {describe_api_error(exc)}"
+            ) from None
 
     async def close(self) -> None:
         await self.watcher.close()
@@ -408,12 +409,3 @@ def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, str]:
 def _generation(body: Mapping[str, Any]) -> int:
     """The generation a reconcile acted on, whether it worked or not: status reports on it."""
     return int(body.get("metadata", {}).get("generation") or 0)
-
-
-def _api_error(exc: ApiException) -> str:
-    """The API server's own message (e.g. a webhook or schema error), without headers."""
-    with contextlib.suppress(ValueError, TypeError):
-        body = json.loads(exc.body or "")
-        if isinstance(body, dict) and body.get("message"):
-            return f"{exc.status} {exc.reason}: {body['message']}"
-    return f"{exc.status} {exc.reason}"

@@ -12,7 +12,8 @@ import kopf
 from prometheus_client import start_http_server
 
 from . import metrics, pushscaler
-from .controller import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH, Controller
+from .builders import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH
+from .controller import Controller
 from .kube import Kube, connection_info, load_api_client
 from .model import GROUP, PLURAL, VERSION, InvalidSession, check_settings
 from .names import MANAGED_BY_SELECTOR
@@ -97,7 +98,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.cleanup()
-async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     for task in (memo.get("poller"), memo.get("reactor")):
         if task is not None:
             task.cancel()
@@ -143,7 +144,7 @@ async def resumed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 async def deleted(
     body: kopf.Body, memo: kopf.Memo, runtime: dt.timedelta, retry: int, **_: Any
 ) -> None:
-    await memo["controller"].cleanup(body, runtime, retry)
+    await memo["controller"].finalize(body, runtime, retry)
 
 
 # Async on purpose, like every handler touching the controller's state: kopf runs

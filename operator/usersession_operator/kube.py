@@ -13,12 +13,15 @@ import datetime as dt
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import kopf
 from kubernetes import client, config
 from kubernetes.client import ApiException
 
+if TYPE_CHECKING:
+    import kopf
+
+from .builders import CHILD_KINDS
 from .model import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 FIELD_MANAGER = "usersession-operator"
@@ -32,11 +35,33 @@ _EVENT_MESSAGE_LIMIT = 1024
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
 
-_RESOURCES = {  # kind -> (group, version, plural)
-    "Deployment": ("apps", "v1", "deployments"),
-    "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
-    "TriggerAuthentication": ("keda.sh", "v1alpha1", "triggerauthentications"),
-}
+_RESOURCES = {c.kind: (c.group, c.version, c.plural) for c in CHILD_KINDS}
+
+
+def server_message(exc: ApiException) -> str:
+    """The API server's own message (a schema, CEL or RBAC refusal), without headers."""
+    try:
+        body = json.loads(exc.body or "")
+    except (ValueError, TypeError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return f"{exc.status} {exc.reason}"
+
+
+def describe_api_error(exc: ApiException) -> str:
+    """Status line and message, for logs, events and status conditions."""
+    message = server_message(exc)
+    prefix = f"{exc.status} {exc.reason}"
+    return message if message == prefix else f"{prefix}: {message}"
+
+
+def secret_value(secret: Any, namespace: str, name: str, key: str) -> str:
+    """One key of a Secret the client read; KeyError naming it when absent."""
+    data = (secret.data or {}).get(key)
+    if data is None:
+        raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+    return base64.b64decode(data).decode()
 
 
 def load_api_client() -> client.ApiClient:
@@ -59,6 +84,8 @@ def connection_info() -> kopf.ConnectionInfo:
     kopf's built-in login goes through the client library's default kubeconfig
     path, which is frozen when the library is imported; this one is not.
     """
+    import kopf  # here, not at the top: the session API uses this module without kopf
+
     conf = load_api_client().configuration
     header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
         "authorization"
@@ -197,10 +224,7 @@ class Kube:
 
     def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         secret = self.core.read_namespaced_secret(name, namespace)
-        data = (secret.data or {}).get(key)
-        if data is None:
-            raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data).decode()
+        return secret_value(secret, namespace, name, key)
 
 
 def _json(response: Any) -> dict[str, Any]:

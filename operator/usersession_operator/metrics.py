@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .status import Phase
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 SESSIONS = Gauge("usersession_sessions", "UserSessions by phase", ["phase"], registry=REGISTRY)
@@ -53,7 +55,7 @@ CLEANUPS = Counter(
     "usersession_redis_cleanup_total", "Finalizer Redis cleanups", ["result"], registry=REGISTRY
 )
 
-PHASES = ("Pending", "Sleeping", "Waking", "Running", "Suspended", "Degraded", "Terminating")
+PHASES = tuple(Phase)
 WAKE_SECONDS = Histogram(
     "usersession_wake_duration_seconds",
     "From work first seen on a sleeping session's lists to its pod Ready",

@@ -333,14 +333,14 @@ def _dict(source: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
 def _plain_dict(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidSession(f"{path} must be an object")
-    result: dict[str, Any] = _plain(value)
+    result: dict[str, Any] = plain(value)
     return result
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Deep copy into dicts and lists, so manifests never alias kopf's body."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value

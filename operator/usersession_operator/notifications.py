@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from redis.exceptions import RedisError, ResponseError
 
 from .model import processing_key
-from .queues import RedisConnections, Target
+from .queues import QueueTarget, RedisConnections
 from .state import Key
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,10 @@ class KeyspaceWatcher:
         self.connections = connections
         self.changed = changed
         self._channels: dict[Server, dict[str, Key]] = {}
-        self._targets: dict[Server, Target] = {}
+        self._targets: dict[Server, QueueTarget] = {}
         self._tasks: dict[Server, asyncio.Task[None]] = {}
 
-    def sync(self, targets: Mapping[Key, Target]) -> None:
+    def sync(self, targets: Mapping[Key, QueueTarget]) -> None:
         """Follow exactly these sessions' lists (called after every poll)."""
         wanted: dict[Server, dict[str, Key]] = {}
         for key, target in targets.items():
@@ -51,7 +51,7 @@ class KeyspaceWatcher:
                 self._tasks.pop(server).cancel()
                 self._targets.pop(server, None)
 
-    def add(self, key: Key, target: Target) -> None:
+    def add(self, key: Key, target: QueueTarget) -> None:
         """Follow one more session at once (a new one), not only from the next poll."""
         _add(self._channels, key, target)
         self._targets.setdefault(_server(target), target)
@@ -111,11 +111,11 @@ class KeyspaceWatcher:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-def _server(target: Target) -> Server:
+def _server(target: QueueTarget) -> Server:
     return target.host, target.port, target.database
 
 
-def _add(channels: dict[Server, dict[str, Key]], key: Key, target: Target) -> None:
+def _add(channels: dict[Server, dict[str, Key]], key: Key, target: QueueTarget) -> None:
     prefix = f"__keyspace@{target.database}__:"
     of_server = channels.setdefault(_server(target), {})
     of_server[prefix + target.queue] = key

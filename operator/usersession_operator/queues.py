@@ -40,7 +40,7 @@ def session_keys_pattern(queue: str) -> str:
 
 
 @dataclass(frozen=True)
-class Target:
+class QueueTarget:
     """Where one session's queue lives, and which Secret holds the password."""
 
     host: str
@@ -52,7 +52,7 @@ class Target:
     queue: str
 
     @classmethod
-    def of(cls, session: Session, settings: OperatorSettings) -> Target:
+    def of(cls, session: Session, settings: OperatorSettings) -> QueueTarget:
         redis = session.redis
         host, port = redis.host, redis.port
         # The operator may reach the default Redis at another address than pods do.
@@ -93,7 +93,7 @@ class RedisConnections:
             await client.aclose()
         self._clients.clear()
 
-    async def password(self, target: Target, refresh: bool = False) -> str:
+    async def password(self, target: QueueTarget, refresh: bool = False) -> str:
         ref = (target.secret_namespace, target.secret_name, target.secret_key)
         cached = self._passwords.get(ref)
         if cached and not refresh and time.monotonic() - cached[1] < PASSWORD_TTL:
@@ -103,7 +103,7 @@ class RedisConnections:
         return password
 
     async def client(
-        self, target: Target, refresh: bool = False, socket_timeout: float | None = TIMEOUT
+        self, target: QueueTarget, refresh: bool = False, socket_timeout: float | None = TIMEOUT
     ) -> tuple[aioredis.Redis, str]:
         """A client for target's server, and the password it uses (to group by)."""
         password = await self.password(target, refresh)
@@ -131,16 +131,16 @@ class RedisQueues:
     async def close(self) -> None:
         await self.connections.close()
 
-    async def depths(self, targets: Mapping[Key, Target]) -> dict[Key, QueueReading]:
+    async def depths(self, targets: Mapping[Key, QueueTarget]) -> dict[Key, QueueReading]:
         """LLEN of every session's queue and processing list: one pipelined round trip
         per Redis server, whatever the number of sessions on it."""
-        groups: dict[tuple[str, int, int, str], list[tuple[Key, Target]]] = {}
+        groups: dict[tuple[str, int, int, str], list[tuple[Key, QueueTarget]]] = {}
         readings: dict[Key, QueueReading] = {}
         for key, target in targets.items():
             try:
                 _, password = await self.connections.client(target)
             except Exception as exc:  # a missing Secret is this session's problem only
-                readings[key] = QueueReading(None, error=_describe(exc))
+                readings[key] = QueueReading(None, error=describe(exc))
                 continue
             groups.setdefault((target.host, target.port, target.database, password), []).append(
                 (key, target)
@@ -150,7 +150,7 @@ class RedisQueues:
             readings.update(result)
         return readings
 
-    async def _llen_all(self, members: list[tuple[Key, Target]]) -> dict[Key, QueueReading]:
+    async def _llen_all(self, members: list[tuple[Key, QueueTarget]]) -> dict[Key, QueueReading]:
         target = members[0][1]
         for attempt in (1, 2):
             try:
@@ -168,12 +168,12 @@ class RedisQueues:
                 }
             except AuthenticationError as exc:
                 if attempt == 2:  # the Secret was re-read and it is still wrong
-                    return {key: QueueReading(None, error=_describe(exc)) for key, _ in members}
+                    return {key: QueueReading(None, error=describe(exc)) for key, _ in members}
             except (RedisError, OSError) as exc:
-                return {key: QueueReading(None, error=_describe(exc)) for key, _ in members}
+                return {key: QueueReading(None, error=describe(exc)) for key, _ in members}
         raise AssertionError("unreachable")
 
-    async def delete_session_keys(self, target: Target) -> list[str]:
+    async def delete_session_keys(self, target: QueueTarget) -> list[str]:
         """Remove the session's queue, processing list and replies; returns the keys removed."""
         client, _ = await self.connections.client(target)
         keys = [target.queue, processing_key(target.queue)]
@@ -196,7 +196,8 @@ async def _exists_each(client: aioredis.Redis, keys: Iterable[str]) -> list[bool
     return [bool(n) for n in await pipe.execute()]
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """A Redis failure for status, logs and API errors (shortened)."""
     # redis-py's messages name the host and the failure, never the password.
     text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .model import plain
 from .names import INSTANCE_LABEL, child_name
 
 Key = tuple[str, str]  # (namespace, name)
@@ -108,14 +109,6 @@ def _key(body: Mapping[str, Any]) -> Key:
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     # kopf hands out live views; keep plain data that later events cannot mutate.
     # managedFields is most of an object's size and nothing here reads it.
-    snapshot = {k: _plain(v) for k, v in body.items()}
+    snapshot = {k: plain(v) for k, v in body.items()}
     snapshot.get("metadata", {}).pop("managedFields", None)
     return snapshot
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -9,10 +9,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-PENDING, SLEEPING, WAKING, RUNNING = "Pending", "Sleeping", "Waking", "Running"
-SUSPENDED, DEGRADED, TERMINATING = "Suspended", "Degraded", "Terminating"
+
+class Phase(StrEnum):
+    """status.phase: the one list of phases. Metrics and the session API use it; the
+    CRD's and the OpenAPI document's enums are checked against it by unit tests."""
+
+    PENDING = "Pending"
+    SLEEPING = "Sleeping"
+    WAKING = "Waking"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    DEGRADED = "Degraded"
+    TERMINATING = "Terminating"
+
 
 # Ready reasons saying the session will not wake: worth a Warning event when they appear.
 SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
@@ -95,7 +107,7 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
             "phase": pod.get("status", {}).get("phase", "Pending"),
             "ready": _pod_ready(pod),
         }
-    if phase == RUNNING and obs.wake_started is not None:
+    if phase == Phase.RUNNING and obs.wake_started is not None:
         status["lastWakeSeconds"] = round((obs.now - obs.wake_started).total_seconds(), 3)
     elif "lastWakeSeconds" in previous:
         status["lastWakeSeconds"] = previous["lastWakeSeconds"]
@@ -104,7 +116,7 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
         status["lastActivityTime"] = last_activity
 
     old_conditions = {c.get("type"): c for c in previous.get("conditions", []) or []}
-    ready_ok = phase in (RUNNING, SLEEPING)
+    ready_ok = phase in (Phase.RUNNING, Phase.SLEEPING)
     status["conditions"] = [
         _condition(old_conditions, "Ready", "True" if ready_ok else "False", reason, message, obs),
         _redis_condition(old_conditions, obs),
@@ -167,9 +179,9 @@ def _with_removals(previous: Any, desired: Any) -> Any:
 
 def _phase(obs: Observation, pod: Mapping[str, Any] | None, desired: int) -> tuple[str, str, str]:
     if obs.deleting:
-        return TERMINATING, TERMINATING, "the session is being deleted"
+        return Phase.TERMINATING, Phase.TERMINATING, "the session is being deleted"
     if obs.reconcile_error:
-        return DEGRADED, "ReconcileFailed", obs.reconcile_error
+        return Phase.DEGRADED, "ReconcileFailed", obs.reconcile_error
     missing = [
         kind
         for kind, child in (
@@ -180,27 +192,39 @@ def _phase(obs: Observation, pod: Mapping[str, Any] | None, desired: int) -> tup
         if child is None
     ]
     if missing:
-        return PENDING, "ChildrenMissing", f"waiting for {', '.join(missing)} to exist"
+        return Phase.PENDING, "ChildrenMissing", f"waiting for {', '.join(missing)} to exist"
     stuck = _stuck_reason(pod, desired)
     if stuck:
-        return DEGRADED, stuck[0], stuck[1]
+        return Phase.DEGRADED, stuck[0], stuck[1]
     if _deadline_exceeded(obs.deployment):
-        return DEGRADED, "ProgressDeadlineExceeded", "the session's Deployment is not progressing"
+        return (
+            Phase.DEGRADED,
+            "ProgressDeadlineExceeded",
+            "the session's Deployment is not progressing",
+        )
     if obs.suspend:
-        return SUSPENDED, SUSPENDED, "spec.suspend is true: the session stays at zero replicas"
+        return (
+            Phase.SUSPENDED,
+            Phase.SUSPENDED,
+            "spec.suspend is true: the session stays at zero replicas",
+        )
     # A session that KEDA cannot scale, or whose queue the operator cannot read,
     # will not wake on the next message (nor sleep when idle): Ready must not
     # promise that, whether the pod is up or not.
     keda = _keda_ready(obs.scaled_object)
     if keda is not None and keda.get("status") == "False":
-        return DEGRADED, SCALER_FAILED, f"KEDA cannot scale the session: {_keda_message(keda)}"
+        return (
+            Phase.DEGRADED,
+            SCALER_FAILED,
+            f"KEDA cannot scale the session: {_keda_message(keda)}",
+        )
     if obs.redis_error:
-        return DEGRADED, REDIS_UNREACHABLE, f"cannot read the queue: {obs.redis_error}"
+        return Phase.DEGRADED, REDIS_UNREACHABLE, f"cannot read the queue: {obs.redis_error}"
     if pod is not None and _pod_ready(pod):
-        return RUNNING, RUNNING, f"pod {pod['metadata']['name']} is ready"
+        return Phase.RUNNING, Phase.RUNNING, f"pod {pod['metadata']['name']} is ready"
     if desired >= 1:
-        return WAKING, WAKING, "scaled up; waiting for the pod to become ready"
-    return SLEEPING, SLEEPING, "scaled to zero; the next message on the queue wakes it"
+        return Phase.WAKING, Phase.WAKING, "scaled up; waiting for the pod to become ready"
+    return Phase.SLEEPING, Phase.SLEEPING, "scaled to zero; the next message on the queue wakes it"
 
 
 def _current_pod(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

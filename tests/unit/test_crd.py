@@ -379,3 +379,9 @@ def test_example_secret_is_a_placeholder() -> None:
     assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", "redis-auth")
     assert secret["stringData"] == {"password": "change-me"}
     assert "kubectl create secret" in text
+
+
+def test_the_phase_enum_is_the_operators_phases(schema: Schema) -> None:
+    from usersession_operator.status import Phase
+
+    assert at(schema["properties"]["status"], "phase")["enum"] == [p.value for p in Phase]

@@ -11,16 +11,10 @@ import pytest
 
 from usersession_operator.status import (
     ACTIVITY_RESOLUTION,
-    DEGRADED,
-    PENDING,
     REDIS_UNREACHABLE,
-    RUNNING,
     SCALER_FAILED,
-    SLEEPING,
-    SUSPENDED,
-    TERMINATING,
-    WAKING,
     Observation,
+    Phase,
     compute_status,
     new_warning,
     status_patch,
@@ -351,7 +345,7 @@ def as_served(status: dict[str, Any]) -> dict[str, Any]:
 
 def test_healthy_idle_session_is_sleeping() -> None:
     status = compute_status(observe(), {})
-    assert status["phase"] == SLEEPING
+    assert status["phase"] == Phase.SLEEPING
     assert status["replicas"] == 0
     assert status["readyReplicas"] == 0
     assert status["queueName"] == QUEUE
@@ -359,7 +353,7 @@ def test_healthy_idle_session_is_sleeping() -> None:
     assert status["children"] == CHILDREN
     assert "pod" not in status
     ready = condition(status, "Ready")
-    assert (ready["status"], ready["reason"]) == ("True", SLEEPING)
+    assert (ready["status"], ready["reason"]) == ("True", Phase.SLEEPING)
     assert "scaled to zero" in ready["message"]
 
 
@@ -371,15 +365,15 @@ def test_deleting_session_is_terminating_whatever_else_is_wrong() -> None:
         pods=[pod(waiting="CrashLoopBackOff", ready=False)],
     )
     status = compute_status(obs, {})
-    assert status["phase"] == TERMINATING
+    assert status["phase"] == Phase.TERMINATING
     ready = condition(status, "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", TERMINATING)
+    assert (ready["status"], ready["reason"]) == ("False", Phase.TERMINATING)
 
 
 def test_reconcile_error_is_degraded_with_the_error_as_message() -> None:
     error = 'ScaledObject.keda.sh "alice" is invalid: spec.cooldownPeriod: must be >= 0'
     status = compute_status(observe(reconcile_error=error, deployment_=None), {})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"], ready["message"]) == (
         "False",
@@ -403,7 +397,7 @@ def test_reconcile_error_is_degraded_with_the_error_as_message() -> None:
 )
 def test_missing_children_are_pending_and_named(missing: set[str], listed: str) -> None:
     status = compute_status(observe(**dict.fromkeys(missing)), {})
-    assert status["phase"] == PENDING
+    assert status["phase"] == Phase.PENDING
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ChildrenMissing")
     assert ready["message"] == f"waiting for {listed} to exist"
@@ -437,7 +431,7 @@ def test_stuck_container_is_degraded_with_its_reason(reason: str, message: str) 
         ],
     )
     status = compute_status(obs, {})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"], ready["message"]) == ("False", reason, message)
 
@@ -459,7 +453,7 @@ def test_stuck_init_container_is_degraded() -> None:
         pods=[pod(phase="Pending", ready=False, init_waiting="ImagePullBackOff")],
     )
     status = compute_status(obs, {})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     assert condition(status, "Ready")["reason"] == "ImagePullBackOff"
 
 
@@ -469,7 +463,7 @@ def test_container_that_is_merely_starting_is_waking_not_degraded() -> None:
         pods=[pod(phase="Pending", ready=False, waiting="ContainerCreating")],
     )
     status = compute_status(obs, {})
-    assert status["phase"] == WAKING
+    assert status["phase"] == Phase.WAKING
     assert status["pod"] == {"name": f"{NAME}-5d8f7c9b6d-x7k2p", "phase": "Pending", "ready": False}
 
 
@@ -481,7 +475,7 @@ def test_failed_pod_is_degraded_with_its_message() -> None:
         message="The node was low on resource: memory.",
     )
     status = compute_status(observe(deployment_=deployment(replicas=1), pods=[evicted]), {})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     ready = condition(status, "Ready")
     assert (ready["reason"], ready["message"]) == (
         "PodFailed",
@@ -502,7 +496,7 @@ def test_failed_pod_left_behind_at_zero_replicas_does_not_degrade_a_sleeping_ses
     # ReplicaSets never delete Failed (e.g. evicted) pods; they linger until pod GC.
     evicted = pod(phase="Failed", ready=False, reason="Evicted", message="low on memory")
     status = compute_status(observe(deployment_=deployment(replicas=0), pods=[evicted]), {})
-    assert status["phase"] == SLEEPING
+    assert status["phase"] == Phase.SLEEPING
     assert condition(status, "Ready")["status"] == "True"
 
 
@@ -513,23 +507,23 @@ def test_replacement_speaks_for_the_session_not_the_evicted_pod(order: int) -> N
     replacement = pod("alice-new", phase="Pending", ready=False, created="2025-03-14T11:59:00Z")
     obs = observe(deployment_=deployment(replicas=1), pods=[evicted, replacement][::order])
     status = compute_status(obs, {})
-    assert status["phase"] == WAKING
+    assert status["phase"] == Phase.WAKING
     assert status["pod"]["name"] == "alice-new"
 
 
 def test_progress_deadline_exceeded_is_degraded() -> None:
     obs = observe(deployment_=deployment(replicas=1, progress_deadline_exceeded=True))
     status = compute_status(obs, {})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ProgressDeadlineExceeded")
 
 
 def test_suspended_session() -> None:
     status = compute_status(observe(suspend=True), {})
-    assert status["phase"] == SUSPENDED
+    assert status["phase"] == Phase.SUSPENDED
     ready = condition(status, "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", SUSPENDED)
+    assert (ready["status"], ready["reason"]) == ("False", Phase.SUSPENDED)
     assert "spec.suspend" in ready["message"]
 
 
@@ -539,7 +533,7 @@ def test_suspended_but_crashing_is_degraded() -> None:
         deployment_=deployment(replicas=1),
         pods=[pod(ready=False, waiting="CrashLoopBackOff")],
     )
-    assert compute_status(obs, {})["phase"] == DEGRADED
+    assert compute_status(obs, {})["phase"] == Phase.DEGRADED
 
 
 def test_ready_pod_is_running() -> None:
@@ -547,17 +541,17 @@ def test_ready_pod_is_running() -> None:
     status = compute_status(
         observe(deployment_=deployment(replicas=1, ready=1), pods=[running], queue_depth=2), {}
     )
-    assert status["phase"] == RUNNING
+    assert status["phase"] == Phase.RUNNING
     assert (status["replicas"], status["readyReplicas"]) == (1, 1)
     assert status["pod"] == {"name": "alice-5d8f7c9b6d-x7k2p", "phase": "Running", "ready": True}
     ready = condition(status, "Ready")
-    assert (ready["status"], ready["reason"]) == ("True", RUNNING)
+    assert (ready["status"], ready["reason"]) == ("True", Phase.RUNNING)
     assert "alice-5d8f7c9b6d-x7k2p" in ready["message"]
 
 
 def test_scaled_up_without_a_pod_is_waking() -> None:
     status = compute_status(observe(deployment_=deployment(replicas=1), queue_depth=1), {})
-    assert status["phase"] == WAKING
+    assert status["phase"] == Phase.WAKING
     assert status["replicas"] == 1
     assert "pod" not in status
     assert condition(status, "Ready")["status"] == "False"
@@ -566,14 +560,14 @@ def test_scaled_up_without_a_pod_is_waking() -> None:
 def test_running_pod_that_is_not_ready_yet_is_waking() -> None:
     obs = observe(deployment_=deployment(replicas=1), pods=[pod(ready=False)])
     status = compute_status(obs, {})
-    assert status["phase"] == WAKING
+    assert status["phase"] == Phase.WAKING
     assert status["pod"]["ready"] is False
 
 
 def test_terminating_pod_is_ignored() -> None:
     leaving = pod(deleting=True)  # still Ready while it shuts down
     status = compute_status(observe(deployment_=deployment(replicas=0), pods=[leaving]), {})
-    assert status["phase"] == SLEEPING
+    assert status["phase"] == Phase.SLEEPING
     assert "pod" not in status
 
 
@@ -582,7 +576,7 @@ def test_terminating_ready_pod_does_not_hide_its_successor() -> None:
     starting = pod("alice-new", phase="Pending", ready=False, created="2025-03-14T11:59:00Z")
     obs = observe(deployment_=deployment(replicas=1), pods=[leaving, starting])
     status = compute_status(obs, {})
-    assert status["phase"] == WAKING
+    assert status["phase"] == Phase.WAKING
     assert status["pod"]["name"] == "alice-new"
 
 
@@ -592,7 +586,7 @@ def test_ready_pod_is_preferred_over_a_newer_unready_one() -> None:
     status = compute_status(
         observe(deployment_=deployment(replicas=1, ready=1), pods=[new_unready, old_ready]), {}
     )
-    assert status["phase"] == RUNNING
+    assert status["phase"] == Phase.RUNNING
     assert status["pod"]["name"] == "alice-a"
 
 
@@ -611,7 +605,7 @@ def failing_scaler(message: str | None = KEDA_WRONGPASS) -> dict[str, Any]:
 
 def test_sleeping_session_whose_scaler_fails_is_degraded_not_ready() -> None:
     status = compute_status(observe(scaled_object_=failing_scaler()), {})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", SCALER_FAILED)
     assert ready["message"] == f"KEDA cannot scale the session: {KEDA_WRONGPASS}"
@@ -633,7 +627,7 @@ def test_running_session_whose_scaler_fails_is_degraded() -> None:
         ),
     )
     status = compute_status(obs, {})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     assert status["pod"]["ready"] is True
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", SCALER_FAILED)
@@ -652,16 +646,16 @@ def test_scaler_not_known_to_fail_does_not_degrade(keda: str | None) -> None:
     # Unknown: KEDA has not checked yet, or only some triggers fail while others are active.
     obs = observe(scaled_object_=scaled_object(keda, "PartialTriggerError", "some triggers fail"))
     status = compute_status(obs, {})
-    assert status["phase"] == SLEEPING
+    assert status["phase"] == Phase.SLEEPING
 
 
 def test_session_recovers_when_keda_reports_ready_again() -> None:
     later = NOW + dt.timedelta(minutes=4)
     failed = as_served(compute_status(observe(scaled_object_=failing_scaler()), {}))
     status = compute_status(observe(now=later), failed)
-    assert status["phase"] == SLEEPING
+    assert status["phase"] == Phase.SLEEPING
     ready = condition(status, "Ready")
-    assert (ready["status"], ready["reason"]) == ("True", SLEEPING)
+    assert (ready["status"], ready["reason"]) == ("True", Phase.SLEEPING)
     assert ready["lastTransitionTime"] == ts(later)
     assert condition(status, "ScalerReady")["status"] == "True"
 
@@ -669,7 +663,7 @@ def test_session_recovers_when_keda_reports_ready_again() -> None:
 def test_operator_unable_to_read_the_queue_is_degraded() -> None:
     error = "AuthenticationError: invalid username-password pair or user is disabled."
     status = compute_status(observe(queue_depth=None, redis_error=error), {"queueDepth": 2})
-    assert status["phase"] == DEGRADED
+    assert status["phase"] == Phase.DEGRADED
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", REDIS_UNREACHABLE)
     assert ready["message"] == f"cannot read the queue: {error}"
@@ -680,7 +674,7 @@ def test_operator_unable_to_read_the_queue_is_degraded() -> None:
 def test_session_recovers_when_the_queue_is_readable_again() -> None:
     failed = as_served(compute_status(observe(queue_depth=None, redis_error="timeout"), {}))
     status = compute_status(observe(queue_depth=0), failed)
-    assert status["phase"] == SLEEPING
+    assert status["phase"] == Phase.SLEEPING
     assert condition(status, "Ready")["status"] == "True"
 
 
@@ -693,21 +687,21 @@ def test_failing_scaler_is_named_before_the_operators_own_redis_error() -> None:
 @pytest.mark.parametrize(
     ("overrides", "phase", "reason"),
     [
-        ({"suspend": True}, SUSPENDED, SUSPENDED),
-        ({"deleting": True}, TERMINATING, TERMINATING),
-        ({"reconcile_error": "apply failed"}, DEGRADED, "ReconcileFailed"),
-        ({"deployment_": None}, PENDING, "ChildrenMissing"),
+        ({"suspend": True}, Phase.SUSPENDED, Phase.SUSPENDED),
+        ({"deleting": True}, Phase.TERMINATING, Phase.TERMINATING),
+        ({"reconcile_error": "apply failed"}, Phase.DEGRADED, "ReconcileFailed"),
+        ({"deployment_": None}, Phase.PENDING, "ChildrenMissing"),
         (
             {
                 "deployment_": deployment(replicas=1),
                 "pods": [pod(ready=False, waiting="CrashLoopBackOff")],
             },
-            DEGRADED,
+            Phase.DEGRADED,
             "CrashLoopBackOff",
         ),
         (
             {"deployment_": deployment(replicas=1, progress_deadline_exceeded=True)},
-            DEGRADED,
+            Phase.DEGRADED,
             "ProgressDeadlineExceeded",
         ),
     ],
@@ -773,13 +767,13 @@ def test_recovery_deserves_no_warning() -> None:
 
 
 _SCENARIOS: dict[str, Observation] = {
-    TERMINATING: observe(deleting=True),
-    DEGRADED: observe(reconcile_error="boom"),
-    PENDING: observe(deployment_=None),
-    SUSPENDED: observe(suspend=True),
-    RUNNING: observe(deployment_=deployment(replicas=1, ready=1), pods=[pod()]),
-    WAKING: observe(deployment_=deployment(replicas=1)),
-    SLEEPING: observe(),
+    Phase.TERMINATING: observe(deleting=True),
+    Phase.DEGRADED: observe(reconcile_error="boom"),
+    Phase.PENDING: observe(deployment_=None),
+    Phase.SUSPENDED: observe(suspend=True),
+    Phase.RUNNING: observe(deployment_=deployment(replicas=1, ready=1), pods=[pod()]),
+    Phase.WAKING: observe(deployment_=deployment(replicas=1)),
+    Phase.SLEEPING: observe(),
 }
 
 
@@ -788,7 +782,7 @@ def test_ready_condition_is_true_only_when_running_or_sleeping(phase: str) -> No
     status = compute_status(_SCENARIOS[phase], {})
     assert status["phase"] == phase
     ready = condition(status, "Ready")
-    if phase in (RUNNING, SLEEPING):
+    if phase in (Phase.RUNNING, Phase.SLEEPING):
         assert (ready["status"], ready["reason"]) == ("True", phase)
     else:
         assert ready["status"] == "False"
@@ -815,7 +809,7 @@ def test_transition_time_is_kept_while_status_holds_and_renewed_when_it_flips() 
         observe(deployment_=deployment(replicas=1, ready=1), pods=[pod()], now=t1), sleeping
     )
     ready = condition(running, "Ready")
-    assert (ready["status"], ready["reason"]) == ("True", RUNNING)
+    assert (ready["status"], ready["reason"]) == ("True", Phase.RUNNING)
     assert ready["lastTransitionTime"] == ts(NOW)
 
     # Running -> Waking (the pod went unready): Ready flips to False.
@@ -1078,17 +1072,20 @@ def test_patch_holds_only_changed_keys() -> None:
     previous = compute_status(observe(), {})
     desired = copy.deepcopy(previous)
     desired["queueDepth"] = 9
-    desired["phase"] = WAKING
-    assert status_patch(previous, desired) == {"queueDepth": 9, "phase": WAKING}
+    desired["phase"] = Phase.WAKING
+    assert status_patch(previous, desired) == {"queueDepth": 9, "phase": Phase.WAKING}
 
 
 def test_patch_removes_keys_with_none() -> None:
-    previous = {"phase": RUNNING, "pod": {"name": "p", "phase": "Running", "ready": True}}
-    assert status_patch(previous, {"phase": SLEEPING}) == {"phase": SLEEPING, "pod": None}
+    previous = {"phase": Phase.RUNNING, "pod": {"name": "p", "phase": "Running", "ready": True}}
+    assert status_patch(previous, {"phase": Phase.SLEEPING}) == {
+        "phase": Phase.SLEEPING,
+        "pod": None,
+    }
 
 
 def test_patch_adds_new_keys() -> None:
-    assert status_patch({"phase": SLEEPING}, {"phase": SLEEPING, "queueDepth": 0}) == {
+    assert status_patch({"phase": Phase.SLEEPING}, {"phase": Phase.SLEEPING, "queueDepth": 0}) == {
         "queueDepth": 0
     }
 
@@ -1111,11 +1108,11 @@ def test_patch_removes_keys_inside_changed_objects() -> None:
 @pytest.mark.parametrize(
     ("before", "after"),
     [
-        (_SCENARIOS[SLEEPING], _SCENARIOS[RUNNING]),
-        (_SCENARIOS[RUNNING], _SCENARIOS[SLEEPING]),
-        (_SCENARIOS[RUNNING], _SCENARIOS[PENDING]),
-        (_SCENARIOS[WAKING], _SCENARIOS[TERMINATING]),
-        (_SCENARIOS[SUSPENDED], _SCENARIOS[DEGRADED]),
+        (_SCENARIOS[Phase.SLEEPING], _SCENARIOS[Phase.RUNNING]),
+        (_SCENARIOS[Phase.RUNNING], _SCENARIOS[Phase.SLEEPING]),
+        (_SCENARIOS[Phase.RUNNING], _SCENARIOS[Phase.PENDING]),
+        (_SCENARIOS[Phase.WAKING], _SCENARIOS[Phase.TERMINATING]),
+        (_SCENARIOS[Phase.SUSPENDED], _SCENARIOS[Phase.DEGRADED]),
     ],
 )
 def test_applying_the_patch_yields_the_desired_status(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from usersession_operator.builders.deployment import (
@@ -15,6 +17,11 @@ from usersession_operator.builders.triggerauth import build_trigger_authenticati
 from usersession_operator.model import Session
 
 __all__ = [
+    "CHILD_KINDS",
+    "DEPLOYMENT",
+    "SCALED_OBJECT",
+    "TRIGGER_AUTH",
+    "ChildKind",
     "build_children",
     "build_deployment",
     "build_scaled_object",
@@ -25,11 +32,33 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class ChildKind:
+    """One kind of child: its manifest builder and where it lives in the API."""
+
+    kind: str
+    group: str
+    version: str
+    plural: str
+    build: Callable[[Session], dict[str, Any]]
+
+
+TRIGGER_AUTH = ChildKind(
+    "TriggerAuthentication",
+    "keda.sh",
+    "v1alpha1",
+    "triggerauthentications",
+    build_trigger_authentication,
+)
+DEPLOYMENT = ChildKind("Deployment", "apps", "v1", "deployments", build_deployment)
+SCALED_OBJECT = ChildKind(
+    "ScaledObject", "keda.sh", "v1alpha1", "scaledobjects", build_scaled_object
+)
+# Apply order: the ScaledObject names the other two, so they come first and
+# KEDA never sees a reference to something missing.
+CHILD_KINDS = (TRIGGER_AUTH, DEPLOYMENT, SCALED_OBJECT)
+
+
 def build_children(session: Session) -> list[dict[str, Any]]:
-    """In apply order: the ScaledObject names the other two, so they come first
-    and KEDA never sees a reference to something missing."""
-    return [
-        build_trigger_authentication(session),
-        build_deployment(session),
-        build_scaled_object(session),
-    ]
+    """Every child's manifest, in apply order."""
+    return [child.build(session) for child in CHILD_KINDS]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from usersession_operator.model import parse_address
-from usersession_operator.queues import Target
+from usersession_operator.queues import QueueTarget
 from usersession_operator.settings import OperatorSettings
 
 from .auth import Authenticator, Principal
@@ -27,12 +27,12 @@ class Context:
     queues: SessionQueues
     metrics: ApiMetrics
 
-    def default_redis(self) -> Target:
+    def default_redis(self) -> QueueTarget:
         """The Redis sessions fall back to, as this process reaches it (for /health)."""
         address = self.settings.redis_api_address or self.settings.redis.address
         host, port = parse_address(address, "the session API's Redis address setting")
         redis = self.settings.redis
-        return Target(
+        return QueueTarget(
             host,
             port,
             redis.database,

@@ -14,7 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from usersession_operator.model import InvalidSession, session_from_body
 from usersession_operator.names import child_name
-from usersession_operator.queues import Target
+from usersession_operator.queues import QueueTarget
+from usersession_operator.status import Phase
 
 from . import errors, sessions, validation
 from .auth import Principal
@@ -44,13 +45,13 @@ def _owned(request: web.Request) -> tuple[str, dict[str, Any]]:
     return session_id, obj
 
 
-def _target(request: web.Request, obj: Mapping[str, Any]) -> Target:
+def _target(request: web.Request, obj: Mapping[str, Any]) -> QueueTarget:
     ctx = _ctx(request)
     try:
         session = session_from_body(obj, ctx.operator_view)
     except InvalidSession as exc:
         raise errors.conflict("invalid_session", f"the session is invalid: {exc}") from None
-    return Target.of(session, ctx.operator_view)
+    return QueueTarget.of(session, ctx.operator_view)
 
 
 def _refuse_if_deleting(session_id: str, obj: Mapping[str, Any]) -> None:
@@ -135,7 +136,7 @@ async def create(request: web.Request) -> web.Response:
     ctx.cache.remember(created)
     status_url = f"/session/{session_id}/status"
     return web.json_response(
-        {"id": session_id, "user_id": user, "phase": "Pending", "status_url": status_url},
+        {"id": session_id, "user_id": user, "phase": Phase.PENDING, "status_url": status_url},
         status=201,
         headers={"Location": status_url},
     )
@@ -151,7 +152,7 @@ async def wake(request: web.Request) -> web.Response:
     session_id, obj = _owned(request)
     _refuse_if_deleting(session_id, obj)
     phase = sessions.phase(obj)
-    if phase == "Running":
+    if phase == Phase.RUNNING:
         ctx.metrics.wakes.labels("already_running").inc()
         return web.json_response({"id": session_id, "phase": phase, "queued": False})
     message = Message.wake()
@@ -262,7 +263,7 @@ async def sleep(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "id": session_id,
-            "phase": "Sleeping" if previous else phase,
+            "phase": Phase.SLEEPING if previous else phase,
             "replicas": 0,
             "previous_replicas": previous,
         }

@@ -14,7 +14,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError
 
 from usersession_operator.model import processing_key
-from usersession_operator.queues import TIMEOUT, RedisConnections, SecretReader, Target, reply_key
+from usersession_operator.queues import (
+    TIMEOUT,
+    QueueTarget,
+    RedisConnections,
+    SecretReader,
+    describe,
+    reply_key,
+)
 
 from .errors import redis_unavailable
 from .messages import Message, pending_key
@@ -30,7 +37,7 @@ class SessionQueues:
     async def close(self) -> None:
         await self._connections.close()
 
-    async def _client(self, target: Target, blocking: bool, refresh: bool) -> aioredis.Redis:
+    async def _client(self, target: QueueTarget, blocking: bool, refresh: bool) -> aioredis.Redis:
         # A blocking BLMOVE gets its own client, so it does not trip the short
         # socket timeout that guards every other command against a hung server.
         timeout = self._max_wait + TIMEOUT if blocking else TIMEOUT
@@ -42,7 +49,7 @@ class SessionQueues:
 
     async def _run(
         self,
-        target: Target,
+        target: QueueTarget,
         operation: Callable[[aioredis.Redis], Awaitable[T]],
         blocking: bool = False,
     ) -> T:
@@ -52,15 +59,15 @@ class SessionQueues:
                 return await operation(conn)
             except AuthenticationError as exc:
                 if attempt == 2:
-                    raise redis_unavailable(_describe(exc)) from None
+                    raise redis_unavailable(describe(exc)) from None
             except (RedisError, OSError) as exc:
-                raise redis_unavailable(_describe(exc)) from None
+                raise redis_unavailable(describe(exc)) from None
         raise AssertionError("unreachable")
 
-    async def ping(self, target: Target) -> None:
+    async def ping(self, target: QueueTarget) -> None:
         await self._run(target, lambda conn: conn.ping())
 
-    async def depths(self, target: Target) -> tuple[int, int]:
+    async def depths(self, target: QueueTarget) -> tuple[int, int]:
         """Messages waiting and messages in flight, in one round trip."""
 
         async def llens(conn: aioredis.Redis) -> tuple[int, int]:
@@ -72,7 +79,7 @@ class SessionQueues:
 
         return await self._run(target, llens)
 
-    async def push(self, target: Target, message: Message, reply_ttl: int) -> None:
+    async def push(self, target: QueueTarget, message: Message, reply_ttl: int) -> None:
         """LPUSH the message; for a chat, also mark it pending, in the same transaction."""
 
         async def push(conn: aioredis.Redis) -> None:
@@ -84,7 +91,9 @@ class SessionQueues:
 
         await self._run(target, push)
 
-    async def wait_reply(self, target: Target, message_id: str, seconds: float) -> bytes | None:
+    async def wait_reply(
+        self, target: QueueTarget, message_id: str, seconds: float
+    ) -> bytes | None:
         """Block up to `seconds` for the reply, leaving it in place.
 
         BLMOVE from the reply list onto itself returns the element without
@@ -101,7 +110,7 @@ class SessionQueues:
 
         return await self._run(target, wait, blocking=True)
 
-    async def reply(self, target: Target, message_id: str) -> tuple[bytes | None, bool]:
+    async def reply(self, target: QueueTarget, message_id: str) -> tuple[bytes | None, bool]:
         """(the reply if there is one, whether the message is known at all)."""
         key = reply_key(target.queue, message_id)
 
@@ -113,8 +122,3 @@ class SessionQueues:
             return (bytes(found) if found is not None else None), bool(found is not None or pending)
 
         return await self._run(target, peek)
-
-
-def _describe(exc: BaseException) -> str:
-    # redis-py's messages name the host and the failure, never the password.
-    return f"{type(exc).__name__}: {exc}"[:300]

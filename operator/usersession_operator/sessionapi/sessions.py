@@ -22,7 +22,9 @@ import urllib3
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from usersession_operator.kube import secret_value, server_message
 from usersession_operator.model import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from usersession_operator.status import Phase
 
 from .errors import ApiError, bad_request, kubernetes_unavailable
 
@@ -257,10 +259,10 @@ class SessionStore:
             secret = await _call(self._core.read_namespaced_secret, name, namespace)
         except ApiError as exc:
             raise LookupError(f"cannot read Secret {namespace}/{name}: {exc.message}") from None
-        data = (secret.data or {}).get(key)
-        if data is None:
-            raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data).decode()
+        try:
+            return secret_value(secret, namespace, name, key)
+        except KeyError as exc:
+            raise LookupError(str(exc.args[0])) from None
 
     async def ping(self) -> None:
         await _call(self._version.get_code)
@@ -278,7 +280,7 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _api_error(exc: ApiException) -> ApiError:
-    message = _server_message(exc)
+    message = server_message(exc)
     if exc.status in (400, 404, 409, 422):
         code = {400: "bad_request", 404: "not_found", 409: "conflict", 422: "rejected"}[exc.status]
         return ApiError(exc.status, code, message)
@@ -286,19 +288,9 @@ def _api_error(exc: ApiException) -> ApiError:
     return kubernetes_unavailable(message)
 
 
-def _server_message(exc: ApiException) -> str:
-    try:
-        body = json.loads(exc.body or "")
-    except (ValueError, TypeError):
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return f"{exc.status} {exc.reason}"
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
-        return _server_message(exc)
+        return server_message(exc)
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         exc = exc.reason
     return f"{type(exc).__name__}: {exc}"[:300]
@@ -317,9 +309,9 @@ def deleting(obj: Mapping[str, Any]) -> bool:
 
 def phase(obj: Mapping[str, Any]) -> str:
     if deleting(obj):
-        return "Terminating"
+        return Phase.TERMINATING
     # Before the operator's first status write the session is, to a caller, pending.
-    return str((obj.get("status") or {}).get("phase") or "Pending")
+    return str((obj.get("status") or {}).get("phase") or Phase.PENDING)
 
 
 def summary(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -81,3 +81,9 @@ def test_query_parameters_match_what_the_app_accepts() -> None:
         for operation in item.values():
             names = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
             assert names == QUERY.get(path, frozenset()), path
+
+
+def test_the_phase_enum_is_the_operators_phases() -> None:
+    from usersession_operator.status import Phase
+
+    assert SPEC["components"]["schemas"]["Phase"]["enum"] == [p.value for p in Phase]
