@@ -351,11 +351,8 @@ class Controller:
         try:
             session = session_from_body(body, self.settings)
         except InvalidSession as exc:
-            kopf.warn(
-                body,
-                reason="RedisCleanupSkipped",
-                message=f"the session is invalid, so its keys are unknown: {exc}",
-            )
+            message = f"the session is invalid, so its keys are unknown: {exc}"
+            await self._warn(key, body, "RedisCleanupSkipped", message)
             return
         target = QueueTarget.of(session, self.settings)
         try:
@@ -370,19 +367,13 @@ class Controller:
             limit = self.settings.cleanup_timeout_seconds
             if runtime.total_seconds() >= limit:
                 metrics.CLEANUPS.labels("abandoned").inc()
-                kopf.warn(
-                    body,
-                    reason="RedisCleanupAbandoned",
-                    message=f"gave up after {limit:.0f}s ({reason}); keys left in Redis: {left}",
-                )
+                message = f"gave up after {limit:.0f}s ({reason}); keys left in Redis: {left}"
+                await self._warn(key, body, "RedisCleanupAbandoned", message)
                 return
             metrics.CLEANUPS.labels("retry").inc()
             delay = min(30, 2 ** min(retry, 5))
-            kopf.warn(
-                body,
-                reason="RedisCleanupFailed",
-                message=f"{reason}; retrying in {delay}s (giving up after {limit:.0f}s)",
-            )
+            message = f"{reason}; retrying in {delay}s (giving up after {limit:.0f}s)"
+            await self._warn(key, body, "RedisCleanupFailed", message)
             raise kopf.TemporaryError(reason, delay=delay) from exc
         metrics.CLEANUPS.labels("ok").inc()
         log.info("deleted Redis keys of %s/%s: %s", *key, removed)

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from .model import processing_key
 from .queues import QueueTarget, RedisConnections
@@ -77,7 +77,7 @@ class KeyspaceWatcher:
                 delay = 1.0
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, LookupError) as exc:
+            except Exception as exc:  # whatever broke, listening must go on
                 log.info("keyspace events from %s:%s: %s; reconnecting", *server[:2], exc)
                 # Events may have been missed meanwhile: have every list re-read.
                 for key in set(self._channels.get(server, {}).values()):

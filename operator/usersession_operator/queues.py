@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError
@@ -22,6 +23,7 @@ from .settings import OperatorSettings
 from .state import Key, QueueReading
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PASSWORD_TTL = (
     300.0  # seconds; a rotated Secret is picked up within this, or at once on auth failure
@@ -121,6 +123,21 @@ class RedisConnections:
             self._clients[key] = client
         return client, password
 
+    async def run(
+        self,
+        target: QueueTarget,
+        operation: Callable[[aioredis.Redis], Awaitable[T]],
+        socket_timeout: float | None = TIMEOUT,
+    ) -> T:
+        """operation on target's server; after a refused password, once more with the
+        Secret read again (a rotated password is picked up at once). Failures raise."""
+        try:
+            client, _ = await self.client(target, socket_timeout=socket_timeout)
+            return await operation(client)
+        except AuthenticationError:
+            client, _ = await self.client(target, refresh=True, socket_timeout=socket_timeout)
+            return await operation(client)
+
 
 class RedisQueues:
     """The operator's side: queue depths of all sessions, and key cleanup."""
@@ -151,27 +168,23 @@ class RedisQueues:
         return readings
 
     async def _llen_all(self, members: list[tuple[Key, QueueTarget]]) -> dict[Key, QueueReading]:
-        target = members[0][1]
-        for attempt in (1, 2):
-            try:
-                client, _ = await self.connections.client(target, refresh=attempt == 2)
-                pipe = client.pipeline(transaction=False)
-                for _, member in members:
-                    pipe.llen(member.queue)
-                    pipe.llen(processing_key(member.queue))
-                lengths = await pipe.execute()
-                return {
-                    key: QueueReading(int(waiting), int(in_flight))
-                    for (key, _), waiting, in_flight in zip(
-                        members, lengths[::2], lengths[1::2], strict=True
-                    )
-                }
-            except AuthenticationError as exc:
-                if attempt == 2:  # the Secret was re-read and it is still wrong
-                    return {key: QueueReading(None, error=describe(exc)) for key, _ in members}
-            except (RedisError, OSError) as exc:
-                return {key: QueueReading(None, error=describe(exc)) for key, _ in members}
-        raise AssertionError("unreachable")
+        async def llens(client: aioredis.Redis) -> list[int]:
+            pipe = client.pipeline(transaction=False)
+            for _, member in members:
+                pipe.llen(member.queue)
+                pipe.llen(processing_key(member.queue))
+            return [int(n) for n in await pipe.execute()]
+
+        try:
+            lengths = await self.connections.run(members[0][1], llens)
+        except (RedisError, OSError, LookupError) as exc:
+            return {key: QueueReading(None, error=describe(exc)) for key, _ in members}
+        return {
+            key: QueueReading(waiting, in_flight)
+            for (key, _), waiting, in_flight in zip(
+                members, lengths[::2], lengths[1::2], strict=True
+            )
+        }
 
     async def delete_session_keys(self, target: QueueTarget) -> list[str]:
         """Remove the session's queue, processing list and replies; returns the keys removed."""

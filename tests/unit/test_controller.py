@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 from typing import Any
 
+import kopf
 import pytest
 from kubernetes.client import ApiException
 
+from usersession_operator.builders import DEPLOYMENT
 from usersession_operator.controller import Controller
 from usersession_operator.names import INSTANCE_LABEL
 from usersession_operator.settings import OperatorSettings
@@ -24,11 +27,28 @@ WRONGPASS = "error establishing redis connection: WRONGPASS invalid username-pas
 
 
 class RecordingKube:
+    """Kube's interface, in memory: records writes, can be told to refuse applies."""
+
     def __init__(self) -> None:
         self.patches: list[dict[str, Any]] = []
         self.events: list[tuple[str, str, str, str]] = []
         self.calls: list[str] = []
+        self.applied: list[dict[str, Any]] = []
         self.event_error: Exception | None = None
+        self.apply_error: Exception | None = None
+
+    def apply(self, body: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
+        if self.apply_error is not None:
+            raise self.apply_error
+        self.applied.append(copy.deepcopy(body))
+        self.calls.append(f"apply {body['kind']}")
+        return copy.deepcopy(body)
+
+    def apply_deployment(self, body: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
+        return self.apply(body)
+
+    def get(self, *_: Any) -> dict[str, Any] | None:
+        return None
 
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.patches.append(copy.deepcopy(patch))
@@ -60,9 +80,23 @@ def kube() -> RecordingKube:
     return RecordingKube()
 
 
+class NoKeyspaceEvents:
+    """The Redis side's notifications, absent: these tests drive readings by hand."""
+
+    def add(self, *_: Any) -> None:
+        return None
+
+    def sync(self, *_: Any) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 @pytest.fixture
 def controller(kube: RecordingKube) -> Controller:
     controller = Controller(OperatorSettings(), kube)  # type: ignore[arg-type]
+    controller.watcher = NoKeyspaceEvents()  # type: ignore[assignment]
     state = controller.state
     state.upsert_session(
         {
@@ -192,3 +226,91 @@ def test_work_on_a_running_session_is_pushed_but_not_timed_as_a_wake(
     controller._record({KEY: QueueReading(1, 0)})
     assert stream.qsize() == 1
     assert KEY not in controller._wake_started
+
+
+# -- reconcile, drift, status writes, the finalizer ----------------------------------
+
+
+def _body(controller: Controller) -> dict[str, Any]:
+    return copy.deepcopy(controller.state.sessions[KEY])
+
+
+def test_a_refused_apply_makes_the_session_degraded_and_is_retried(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    refusal = ApiException(status=422, reason="Unprocessable Entity")
+    refusal.body = '{"message": "spec.template.labels: Invalid value: \\"not valid!\\""}'
+    kube.apply_error = refusal
+    with pytest.raises(kopf.TemporaryError):  # kopf retries it
+        asyncio.run(controller.reconcile(_body(controller)))
+    assert kube.patches[-1]["phase"] == "Degraded"
+    ready = next(c for c in kube.patches[-1]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ReconcileFailed"
+    assert "spec.template.labels" in ready["message"]
+
+    kube.apply_error = None  # the retry works: all three children, in order
+    asyncio.run(controller.reconcile(_body(controller)))
+    assert [c for c in kube.calls if c.startswith("apply")] == [
+        "apply TriggerAuthentication",
+        "apply Deployment",
+        "apply ScaledObject",
+    ]
+    assert kube.patches[-1]["phase"] == "Sleeping"
+
+
+def test_a_hand_edited_child_is_restored_and_an_unchanged_one_is_left_alone(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    session = controller._live_session(KEY)
+    assert session is not None
+    built = DEPLOYMENT.build(session)
+    asyncio.run(controller.child_event(DEPLOYMENT, "MODIFIED", built))
+    assert kube.applied == []  # what the operator applied itself is not drift
+
+    edited = copy.deepcopy(built)
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "evil.example.com/miner"
+    asyncio.run(controller.child_event(DEPLOYMENT, "MODIFIED", edited))
+    assert kube.applied[-1]["spec"]["template"]["spec"]["containers"][0]["image"] == "worker:1"
+
+
+def test_status_is_written_only_when_it_changes(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    _refresh(controller)
+    _refresh(controller)
+    _refresh(controller)
+    assert len(kube.patches) == 1
+    controller.state.queues[KEY] = QueueReading(3, 0)
+    _refresh(controller)
+    assert len(kube.patches) == 2
+    assert kube.patches[-1]["queueDepth"] == 3
+
+
+class DownRedis:
+    """The Redis side of the finalizer, unreachable."""
+
+    async def delete_session_keys(self, target: Any) -> list[str]:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    async def close(self) -> None:
+        return None
+
+
+def test_the_finalizer_retries_while_redis_is_down_then_gives_up_naming_the_keys(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    controller.queues = DownRedis()  # type: ignore[assignment]
+    body = _body(controller)
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    limit = controller.settings.cleanup_timeout_seconds
+
+    with pytest.raises(kopf.TemporaryError):
+        asyncio.run(controller.finalize(body, dt.timedelta(seconds=1), retry=0))
+    assert kube.events[-1][2] == "RedisCleanupFailed"
+    assert "Connection refused" in kube.events[-1][3]
+
+    # Past the timeout: no more retries, and the event says what was left behind.
+    asyncio.run(controller.finalize(body, dt.timedelta(seconds=limit), retry=9))
+    assert kube.events[-1][2] == "RedisCleanupAbandoned"
+    queue = f"usersession:{NAMESPACE}:{NAME}"
+    assert f"{queue}, {queue}:processing, {queue}:reply:*" in kube.events[-1][3]

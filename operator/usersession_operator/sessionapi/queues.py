@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import RedisError
 
 from usersession_operator.model import processing_key
 from usersession_operator.queues import (
@@ -37,32 +37,21 @@ class SessionQueues:
     async def close(self) -> None:
         await self._connections.close()
 
-    async def _client(self, target: QueueTarget, blocking: bool, refresh: bool) -> aioredis.Redis:
-        # A blocking BLMOVE gets its own client, so it does not trip the short
-        # socket timeout that guards every other command against a hung server.
-        timeout = self._max_wait + TIMEOUT if blocking else TIMEOUT
-        try:
-            conn, _ = await self._connections.client(target, refresh, socket_timeout=timeout)
-        except LookupError as exc:
-            raise redis_unavailable(f"no password: {exc}") from None
-        return conn
-
     async def _run(
         self,
         target: QueueTarget,
         operation: Callable[[aioredis.Redis], Awaitable[T]],
         blocking: bool = False,
     ) -> T:
-        for attempt in (1, 2):
-            try:
-                conn = await self._client(target, blocking, refresh=attempt == 2)
-                return await operation(conn)
-            except AuthenticationError as exc:
-                if attempt == 2:
-                    raise redis_unavailable(describe(exc)) from None
-            except (RedisError, OSError) as exc:
-                raise redis_unavailable(describe(exc)) from None
-        raise AssertionError("unreachable")
+        # A blocking BLMOVE gets its own client, so it does not trip the short
+        # socket timeout that guards every other command against a hung server.
+        timeout = self._max_wait + TIMEOUT if blocking else TIMEOUT
+        try:
+            return await self._connections.run(target, operation, socket_timeout=timeout)
+        except LookupError as exc:
+            raise redis_unavailable(f"no password: {exc}") from None
+        except (RedisError, OSError) as exc:
+            raise redis_unavailable(describe(exc)) from None
 
     async def ping(self, target: QueueTarget) -> None:
         await self._run(target, lambda conn: conn.ping())
