@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine, and does nothing that is
-# already done: Debian packages (redis-server, shellcheck, jq), a virtualenv in .venv with the
-# package and its local and test extras (one venv serves both README commands),
-# and the control-plane binaries and KEDA (built once per version into
-# ~/.cache/usersession-operator). Safe to run repeatedly.
+# already done: Debian packages (redis-server, shellcheck, jq, prometheus), a
+# virtualenv in .venv with the package and its local and test extras (one venv
+# serves both README commands), the control-plane binaries and KEDA (built once
+# per version into ~/.cache/usersession-operator), and the Prometheus Operator's
+# CRDs (Go's module cache). Safe to run repeatedly.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,10 +17,18 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v jq >/dev/null || missing+=(jq)  # the README's walkthrough reads JSON with it
+# promtool checks the chart's alert rules; the monitoring tests run prometheus as a child process.
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Only the binaries are wanted: where systemd runs, the package also starts a
+  # Prometheus service listening on every interface.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && systemctl is-active --quiet prometheus 2>/dev/null; then
+    log "stopping and disabling the prometheus service the package started"
+    as_root systemctl disable --now prometheus
+  fi
 fi
 
 if ! command -v go >/dev/null && [[ -z "${KUBEBUILDER_ASSETS:-}" ]]; then
@@ -48,3 +57,4 @@ wait "$control_plane"
 wait "$keda"
 "$root/hack/build-helm.sh" >/dev/null
 "$root/hack/build-actionlint.sh" >/dev/null
+"$root/hack/prometheus-operator-crds.sh" >/dev/null

@@ -7,22 +7,29 @@ operator with the chart's ServiceAccount token.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from support.chart import (
     CHART,
+    MONITORING_CRDS,
     apply,
     ensure_namespace,
     helm,
+    install_monitoring_crds,
     kube_version,
     kubectl,
     render,
     service_account_kubeconfig,
 )
+from support.monitoring import alert_groups, dashboard
 from usersession_localstack import LocalCluster
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
@@ -63,9 +70,19 @@ def test_values_schema_rejects_bad_values_clearly(override: str, complaint: str)
     assert complaint in info.value.stderr
 
 
-def test_rendered_manifests_are_accepted_by_the_api_server(cluster: LocalCluster) -> None:
+@pytest.fixture(scope="module")
+def monitoring_crds(cluster: LocalCluster) -> str | None:
+    """The Prometheus Operator's CRDs installed; None, or the reason they could not be."""
+    return install_monitoring_crds(cluster)
+
+
+def test_rendered_manifests_are_accepted_by_the_api_server(
+    cluster: LocalCluster, monitoring_crds: str | None
+) -> None:
     for extra in ([], ["--values", str(FULL_VALUES)]):
         docs = render(*extra)
+        if monitoring_crds is not None:  # test_monitoring_objects_... skips, saying why
+            docs = [d for d in docs if d["kind"] not in MONITORING_CRDS]
         kinds = {d["kind"] for d in docs}
         assert {"Deployment", "ServiceAccount", "Service"} <= kinds
         namespaces = {d["metadata"].get("namespace") for d in docs} - {None}
@@ -248,3 +265,90 @@ def test_session_api_account_can_do_exactly_what_it_needs(
         account="uso-usersession-operator-api",
     )
     assert can_i(kubeconfig, verb, resource) == allowed, (verb, resource)
+
+
+def test_full_values_sets_every_value() -> None:
+    def leaves(tree: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        if isinstance(tree, dict) and tree:
+            return [leaf for key, value in tree.items() for leaf in leaves(value, (*path, key))]
+        return [path]
+
+    def has(tree: Any, path: tuple[str, ...]) -> bool:
+        for key in path:
+            if not isinstance(tree, dict) or key not in tree:
+                return False
+            tree = tree[key]
+        return True
+
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    full = yaml.safe_load(FULL_VALUES.read_text())
+    assert [".".join(p) for p in leaves(defaults) if not has(full, p)] == []
+
+
+def _strings(tree: Any, change: Callable[[str], str]) -> Any:
+    """tree with change applied to every string in it."""
+    if isinstance(tree, str):
+        return change(tree)
+    if isinstance(tree, list):
+        return [_strings(item, change) for item in tree]
+    if isinstance(tree, dict):
+        return {key: _strings(value, change) for key, value in tree.items()}
+    return tree
+
+
+MONITORING_ON = (
+    "--set",
+    "monitoring.prometheusRule.enabled=true",
+    "--set",
+    "monitoring.dashboard.enabled=true",
+)
+
+
+def _monitoring(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The dashboard ConfigMap and the PrometheusRule, in this order, if rendered."""
+    found = [
+        d
+        for d in docs
+        if d["kind"] == "PrometheusRule"
+        or (d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+    ]
+    return sorted(found, key=lambda d: str(d["kind"]))
+
+
+def test_monitoring_objects_render_only_when_enabled_from_the_one_source() -> None:
+    assert _monitoring(render()) == []
+    [board, rule] = _monitoring(render(*MONITORING_ON, *API_VALUES))
+    assert (board["kind"], rule["kind"]) == ("ConfigMap", "PrometheusRule")
+
+    # The source's groups, with the job names a ServiceMonitor gives this release's Services.
+    def for_release(text: str) -> str:
+        return text.replace(
+            'job="usersession-operator"', 'job="uso-usersession-operator-metrics"'
+        ).replace('job="usersession-api"', 'job="uso-usersession-operator-api"')
+
+    assert rule["spec"]["groups"] == _strings(alert_groups(), for_release)
+    assert rule["spec"]["groups"] != alert_groups()
+    assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(board["data"]["usersession-operator.json"]) == dashboard()
+
+    # Without the session API, none of its alerts.
+    [_, rule] = _monitoring(render(*MONITORING_ON))
+    assert [g["name"] for g in rule["spec"]["groups"]] == ["usersession-operator"]
+
+
+def test_monitoring_objects_are_accepted_by_the_api_server(
+    cluster: LocalCluster, monitoring_crds: str | None
+) -> None:
+    if monitoring_crds is not None:
+        pytest.skip(monitoring_crds)
+    for extra in ([], ["--values", str(FULL_VALUES)]):
+        docs = _monitoring(render(*MONITORING_ON, *API_VALUES, *extra))
+        assert len(docs) == 2
+        for ns in {d["metadata"]["namespace"] for d in docs}:
+            ensure_namespace(cluster, ns)
+        assert "(server dry run)" in apply(cluster, docs, "--dry-run=server")
+    # The CRD's schema is really checking: a duration it cannot parse is refused.
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
+    with pytest.raises(AssertionError, match=re.escape("spec.groups[0].rules[0].for")):
+        apply(cluster, [rule], "--dry-run=server")

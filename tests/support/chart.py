@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from usersession_localstack import LocalCluster, assets
+from usersession_localstack.cluster import wait_for
 
 REPO = Path(__file__).resolve().parents[2]  # tests/support/chart.py -> repo
 CHART = REPO / "charts" / "usersession-operator"
@@ -128,3 +129,35 @@ def ensure_namespace(cluster: LocalCluster, namespace: str) -> None:
         cluster.api("GET", f"/api/v1/namespaces/{namespace}")
     except OSError:
         cluster.api("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+
+
+# The kinds of the Prometheus Operator the chart can render, and their CRD files.
+MONITORING_CRDS = {
+    "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
+    "ServiceMonitor": "monitoring.coreos.com_servicemonitors.yaml",
+}
+
+
+def install_monitoring_crds(cluster: LocalCluster) -> str | None:
+    """Install the Prometheus Operator's CRDs at the pinned version; None, or why not.
+
+    They come from its Go module (hack/prometheus-operator-crds.sh), so a machine
+    without Go or the module proxy cannot have them: the caller skips with the reason.
+    """
+    script = REPO / "hack" / "prometheus-operator-crds.sh"
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return f"the Prometheus Operator's CRDs are unavailable ({script.name}): {result.stderr}"
+    directory = Path(result.stdout.strip().splitlines()[-1])
+    docs = [yaml.safe_load((directory / name).read_text()) for name in MONITORING_CRDS.values()]
+    apply(cluster, docs)
+    wait_for(lambda: {"prometheusrules", "servicemonitors"} <= _served_resources(cluster), 30)
+    return None
+
+
+def _served_resources(cluster: LocalCluster) -> set[str]:
+    try:
+        found = cluster.api("GET", "/apis/monitoring.coreos.com/v1")
+    except OSError:
+        return set()
+    return {r["name"] for r in found["resources"]}

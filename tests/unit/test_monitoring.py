@@ -35,9 +35,7 @@ needs_promtool = pytest.mark.skipif(
 
 def promtool(*args: str, cwd: Path = REPO) -> str:
     assert PROMTOOL is not None
-    result = subprocess.run(
-        [PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -55,7 +53,8 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_every_alert_is_tested_firing_and_silent() -> None:
     cases = [
-        case for test in yaml.safe_load(PROMTOOL_TESTS.read_text())["tests"]
+        case
+        for test in yaml.safe_load(PROMTOOL_TESTS.read_text())["tests"]
         for case in test["alert_rule_test"]
     ]
     for name in alerts():
