@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .builders import CHILD_KINDS
 from .status import Phase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -62,3 +63,13 @@ WAKE_SECONDS = Histogram(
     buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120),
     registry=REGISTRY,
 )
+
+# Every known label value exists from the start, at zero: a counter series that
+# first appears at 1 has no earlier sample, and rate() never counts that first
+# increment (the first failed reconcile, say), so alerts and dashboards miss it.
+for _result in ("ok", "error", "invalid"):
+    RECONCILES.labels(_result)
+for _result in ("ok", "retry", "abandoned"):
+    CLEANUPS.labels(_result)
+for _child in CHILD_KINDS:
+    DRIFT_RESTORES.labels(_child.kind)

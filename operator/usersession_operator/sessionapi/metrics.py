@@ -37,6 +37,12 @@ class ApiMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Known outcomes exist from the start at zero, so rate() sees their first
+        # increment (a series first scraped at 1 has no earlier sample).
+        for outcome in ("queued", "already_running"):
+            self.wakes.labels(outcome)
+        for outcome in ("replied", "pending"):
+            self.chats.labels(outcome)
         self.reply_latency = Histogram(
             "sessionapi_chat_reply_seconds",
             "Time from queueing a chat message to receiving its reply, for replies waited on",
