@@ -222,12 +222,6 @@ class LocalCluster:
             install_crds(self)
             self.start_keda()
 
-    def add(self, component: Component) -> Component:
-        """Start a component of the stack's own; stop() stops it, before the cluster."""
-        component.start()
-        self.components.append(component)
-        return component
-
     def _launch(
         self,
         name: str,

@@ -13,10 +13,8 @@ pod names, the reference worker is what runs.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +33,7 @@ from usersession_operator.names import (
 )
 
 from . import assets
-from .process import die_with_parent
+from .process import die_with_parent, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -210,14 +208,7 @@ class PodRunner:
         if process is None or process.poll() is not None:
             return
         log.info("pod %s/%s went: stopping its worker (grace %ss)", *key, grace)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        stop_process_group(process, grace)
 
 
 def _key(pod: Any) -> PodKey:

@@ -84,14 +84,19 @@ class Component:
         )
 
     def stop(self, grace: float = 10.0) -> None:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
+        if self._proc is not None:
+            stop_process_group(self._proc, grace)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM a process started in its own session, SIGKILL after grace (at once if 0)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)

@@ -35,6 +35,7 @@ class Stack:
         self.admin_token = secrets.token_urlsafe(24)
         self.env_file = self.cluster.workdir / "env"
         self.runner: PodRunner | None = None
+        self.processes: list[Component] = []  # stopped before the cluster
 
     def __enter__(self) -> Stack:
         try:
@@ -55,6 +56,8 @@ class Stack:
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stop()
+        for process in reversed(self.processes):
+            process.stop()
         self.cluster.stop()
 
     def _start(self) -> None:
@@ -71,26 +74,20 @@ class Stack:
         )
         redis = f"{cluster.redis_host}:{cluster.redis_port}"
         logs = cluster.workdir / "logs"
+        push = free_port()
+        self.processes.append(
+            start_operator(
+                cluster,
+                logs,
+                USERSESSION_PUSH_PORT=str(push),
+                USERSESSION_PUSH_ADDRESS=f"127.0.0.1:{push}",
+            )
+        )
         common = {
             "KUBECONFIG": str(cluster.kubeconfig),
             "HOME": str(cluster.workdir),
             "PATH": "/usr/bin:/bin",
         }
-        liveness, push = free_port(), free_port()
-        operator = Component(
-            "usersession-operator",
-            [sys.executable, "-m", "usersession_operator.cli", "run"],
-            logs,
-            env={
-                **common,
-                "USERSESSION_REDIS_ADDRESS": redis,
-                "USERSESSION_LIVENESS_PORT": str(liveness),
-                "USERSESSION_METRICS_PORT": str(free_port()),
-                "USERSESSION_PUSH_PORT": str(push),
-                "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
-            },
-        )
-        cluster.add(operator)
         tokens = cluster.workdir / "tokens.yaml"
         tokens.write_text(
             f"{self.user_token}: {{user: {USER_ID}}}\n{self.admin_token}: {{admin: true}}\n"
@@ -109,8 +106,8 @@ class Stack:
                 "SESSIONAPI_DEFAULT_IMAGE": "registry.example.com/session-worker:0.1.0",
             },
         )
-        cluster.add(api)
-        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{liveness}/healthz"), 60)
+        api.start()
+        self.processes.append(api)
         api.wait_until(lambda: _ok(f"{self.api_url}/health"), 60)
         api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(cluster.kubeconfig)
@@ -156,3 +153,31 @@ def _ok(url: str) -> bool:
         return http_ok(url)
     except urllib.error.HTTPError:
         return False
+
+
+def start_operator(cluster: LocalCluster, log_dir: Path, **settings: str) -> Component:
+    """The operator as its own process (the image's command) against this cluster's
+    API server and Redis, once its health endpoint answers. USERSESSION_* settings
+    given by keyword win over these defaults; the caller stops it."""
+    liveness = free_port()
+    operator = Component(
+        "usersession-operator",
+        [sys.executable, "-m", "usersession_operator.cli", "run"],
+        log_dir,
+        env={
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "HOME": str(cluster.workdir),
+            "PATH": "/usr/bin:/bin",
+            "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
+            "USERSESSION_LIVENESS_PORT": str(liveness),
+            "USERSESSION_METRICS_PORT": str(free_port()),
+            **settings,
+        },
+    )
+    operator.start()
+    try:
+        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{liveness}/healthz"), 60)
+    except BaseException:
+        operator.stop()
+        raise
+    return operator

@@ -6,8 +6,6 @@ under KopfRunner, so that it can be stopped and started again.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +15,9 @@ import redis
 
 from support.sessions import FAST_SCALING, Api, unique
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, http_ok
+from usersession_localstack.cluster import free_port
 from usersession_localstack.process import Component
+from usersession_localstack.stack import start_operator
 
 
 @pytest.fixture
@@ -28,25 +27,14 @@ def operator_process(cluster: LocalCluster, tmp_path: Path) -> Iterator[Callable
     push = free_port()  # the same across restarts: KEDA keeps dialling one address
 
     def start() -> Component:
-        liveness = free_port()
-        operator = Component(
-            "usersession-operator",
-            [sys.executable, "-m", "usersession_operator.cli", "run"],
+        operator = start_operator(
+            cluster,
             tmp_path,
-            env={
-                **os.environ,
-                "KUBECONFIG": str(cluster.kubeconfig),
-                "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
-                "USERSESSION_POLL_INTERVAL": "1",
-                "USERSESSION_LIVENESS_PORT": str(liveness),
-                "USERSESSION_METRICS_PORT": str(free_port()),
-                "USERSESSION_PUSH_PORT": str(push),
-                "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
-            },
+            USERSESSION_POLL_INTERVAL="1",
+            USERSESSION_PUSH_PORT=str(push),
+            USERSESSION_PUSH_ADDRESS=f"127.0.0.1:{push}",
         )
-        operator.start()
         started.append(operator)
-        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{liveness}/healthz"), 60)
         return operator
 
     yield start

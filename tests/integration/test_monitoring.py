@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -41,8 +40,8 @@ from support.namespaces import fresh_namespace
 from support.prometheus import BINARY, MISSING, Prometheus, finite_values
 from support.sessions import FAST_SCALING, IMAGE, Api, unique
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, http_ok, wait_for
-from usersession_localstack.process import Component
+from usersession_localstack.cluster import free_port, wait_for
+from usersession_localstack.stack import start_operator
 from usersession_operator.sessionapi.app import create_app
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
@@ -66,26 +65,6 @@ SERIES_FILE = os.environ.get("USERSESSION_DASHBOARD_SERIES")
 LINGER = 10.0 if SERIES_FILE else 0.0
 
 
-def start_operator(cluster: LocalCluster, workdir: Path, metrics_port: int) -> Component:
-    liveness = free_port()
-    operator = Component(
-        "usersession-operator",
-        [sys.executable, "-m", "usersession_operator.cli", "run"],
-        workdir,
-        env={
-            **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
-            "USERSESSION_POLL_INTERVAL": "1",
-            "USERSESSION_LIVENESS_PORT": str(liveness),
-            "USERSESSION_METRICS_PORT": str(metrics_port),
-        },
-    )
-    operator.start()
-    operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{liveness}/healthz"), 60)
-    return operator
-
-
 def test_every_alert_and_dashboard_query_returns_data_in_a_real_scenario(
     cluster: LocalCluster, api: Api, api_client: client.ApiClient, tmp_path: Path
 ) -> None:
@@ -107,7 +86,12 @@ def test_every_alert_and_dashboard_query_returns_data_in_a_real_scenario(
         )
         # Their own stacks, so the scenario can stop them before the end.
         operator_stack = stack.enter_context(contextlib.ExitStack())
-        operator = start_operator(cluster, tmp_path, metrics_port)
+        operator = start_operator(
+            cluster,
+            tmp_path,
+            USERSESSION_POLL_INTERVAL="1",
+            USERSESSION_METRICS_PORT=str(metrics_port),
+        )
         operator_stack.callback(operator.stop)
         api_stack = stack.enter_context(contextlib.ExitStack())
         api_stack.enter_context(served)

@@ -10,6 +10,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from usersession_localstack.cluster import wait_for
+from usersession_operator.builders import CHILD_KINDS
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 IMAGE = "registry.example.com/session-worker:0.1.0"
@@ -37,15 +38,7 @@ class Api:
         return created
 
     def session(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return found
+        return self._get(GROUP, VERSION, namespace, PLURAL, name)
 
     def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
@@ -56,15 +49,12 @@ class Api:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
     def child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        group, version, plural = {
-            "Deployment": ("apps", "v1", "deployments"),
-            "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
-            "TriggerAuthentication": ("keda.sh", "v1alpha1", "triggerauthentications"),
-        }[kind]
+        [child] = [c for c in CHILD_KINDS if c.kind == kind]
+        return self._get(child.group, child.version, namespace, child.plural, name)
+
+    def _get(self, *where: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                group, version, namespace, plural, name
-            )
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(*where)
         except ApiException as exc:
             if exc.status == 404:
                 return None
