@@ -14,11 +14,12 @@ from usersession_operator.kube import load_api_client
 
 from . import endpoints, errors
 from .auth import Authenticator
+from .cache import SessionCache
 from .context import CONTEXT, PRINCIPAL, Context
 from .metrics import ApiMetrics
 from .queues import SessionQueues
-from .sessions import SessionCache, SessionStore
 from .settings import ApiSettings
+from .store import SessionStore
 from .validation import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)

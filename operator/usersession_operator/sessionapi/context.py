@@ -11,10 +11,11 @@ from usersession_operator.queues import QueueTarget
 from usersession_operator.settings import OperatorSettings
 
 from .auth import Authenticator, Principal
+from .cache import SessionCache
 from .metrics import ApiMetrics
 from .queues import SessionQueues
-from .sessions import SessionCache, SessionStore
 from .settings import ApiSettings
+from .store import SessionStore
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The endpoints. Each reads and checks its input, then asks sessions.py or queues.py."""
+"""The endpoints. Each reads and checks its input, then asks the cache, the store or queues.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from usersession_operator.names import child_name
 from usersession_operator.queues import QueueTarget
 from usersession_operator.status import Phase
 
-from . import errors, sessions, validation
+from . import errors, validation, views
 from .auth import Principal
 from .context import CONTEXT, PRINCIPAL, Context
 from .errors import ApiError
@@ -40,7 +40,7 @@ def _owned(request: web.Request) -> tuple[str, dict[str, Any]]:
     """The session named in the path, if the caller may see it; 404 otherwise."""
     session_id = validation.session_id(request.match_info["id"])
     obj = _ctx(request).cache.get(session_id)
-    if obj is None or not _principal(request).may_access(sessions.owner(obj)):
+    if obj is None or not _principal(request).may_access(views.owner(obj)):
         raise errors.session_not_found(session_id)
     return session_id, obj
 
@@ -56,7 +56,7 @@ def _target(request: web.Request, obj: Mapping[str, Any]) -> QueueTarget:
 
 def _refuse_if_deleting(session_id: str, obj: Mapping[str, Any]) -> None:
     # A push now would recreate keys the finalizer is about to delete, and leak them.
-    if sessions.deleting(obj):
+    if views.deleting(obj):
         raise errors.conflict("session_terminating", f"session {session_id} is being deleted")
 
 
@@ -144,14 +144,14 @@ async def create(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     _, obj = _owned(request)
-    return web.json_response(sessions.view(obj))
+    return web.json_response(views.view(obj))
 
 
 async def wake(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     session_id, obj = _owned(request)
     _refuse_if_deleting(session_id, obj)
-    phase = sessions.phase(obj)
+    phase = views.phase(obj)
     if phase == Phase.RUNNING:
         ctx.metrics.wakes.labels("already_running").inc()
         return web.json_response({"id": session_id, "phase": phase, "queued": False})
@@ -239,7 +239,7 @@ async def sleep(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     session_id, obj = _owned(request)
     _refuse_if_deleting(session_id, obj)
-    phase = sessions.phase(obj)
+    phase = views.phase(obj)
     if (obj.get("spec") or {}).get("suspend"):
         return web.json_response(
             {"id": session_id, "phase": phase, "replicas": 0, "previous_replicas": 0}
@@ -286,10 +286,10 @@ async def list_sessions(request: web.Request) -> web.Response:
     visible = [
         obj
         for obj in ctx.cache.all()
-        if principal.may_access(sessions.owner(obj))
-        and (wanted_user is None or sessions.owner(obj) == wanted_user)
+        if principal.may_access(views.owner(obj))
+        and (wanted_user is None or views.owner(obj) == wanted_user)
     ]
-    items, next_token = sessions.page(visible, limit, token)
+    items, next_token = views.page(visible, limit, token)
     return web.json_response(
-        {"items": [sessions.summary(obj) for obj in items], "continue": next_token}
+        {"items": [views.summary(obj) for obj in items], "continue": next_token}
     )

@@ -12,7 +12,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from usersession_localstack.cluster import wait_for
-from usersession_operator.sessionapi.sessions import SessionCache
+from usersession_operator.sessionapi.cache import SessionCache
 
 
 def _obj(name: str, rv: str) -> dict[str, Any]:

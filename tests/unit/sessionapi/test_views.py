@@ -1,4 +1,4 @@
-"""The pure parts of sessions.py: views of a UserSession and cursor pagination."""
+"""views.py: what the API shows of a UserSession, and cursor pagination."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from usersession_operator.sessionapi import sessions
+from usersession_operator.sessionapi import views
 from usersession_operator.sessionapi.errors import ApiError
 
 
@@ -19,7 +19,7 @@ def _obj(name: str, created: str, user: str = "alice", **status: Any) -> dict[st
 
 
 def test_a_session_without_status_yet_is_pending() -> None:
-    view = sessions.view(_obj("a", "2026-01-01T00:00:00Z"))
+    view = views.view(_obj("a", "2026-01-01T00:00:00Z"))
     assert view["phase"] == "Pending"
     assert view["pod"] is None
     assert view["conditions"] == []
@@ -29,7 +29,7 @@ def test_a_session_without_status_yet_is_pending() -> None:
 def test_a_session_being_deleted_is_terminating_whatever_its_status_says() -> None:
     obj = _obj("a", "t", phase="Running")
     obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    assert sessions.phase(obj) == "Terminating"
+    assert views.phase(obj) == "Terminating"
 
 
 def test_the_view_mirrors_the_operators_status() -> None:
@@ -47,7 +47,7 @@ def test_the_view_mirrors_the_operators_status() -> None:
         lastActivityTime="2026-01-01T00:00:00Z",
         observedGeneration=1,
     )
-    view = sessions.view(obj)
+    view = views.view(obj)
     assert view["phase"] == "Running"
     assert view["queue_depth"] == 2
     assert view["processing_depth"] == 1
@@ -62,7 +62,7 @@ def test_pages_walk_every_session_once_in_creation_order() -> None:
     seen: list[str] = []
     token = None
     while True:
-        items, token = sessions.page(objects, 3, token)
+        items, token = views.page(objects, 3, token)
         seen += [i["metadata"]["name"] for i in items]
         if token is None:
             break
@@ -74,9 +74,9 @@ def test_pages_walk_every_session_once_in_creation_order() -> None:
 
 def test_a_deleted_session_between_pages_skips_nothing() -> None:
     objects = [_obj(f"s{i}", f"2026-01-01T00:00:0{i}Z") for i in range(4)]
-    first, token = sessions.page(objects, 2, None)
+    first, token = views.page(objects, 2, None)
     remaining = [o for o in objects if o is not first[0]]  # the first one is deleted
-    second, token = sessions.page(remaining, 2, token)
+    second, token = views.page(remaining, 2, token)
     assert [o["metadata"]["name"] for o in second] == ["s2", "s3"]
     assert token is None
 
@@ -84,5 +84,5 @@ def test_a_deleted_session_between_pages_skips_nothing() -> None:
 @pytest.mark.parametrize("token", ["garbage", "W10", "eyJhIjogMX0", "%%%"])
 def test_foreign_tokens_are_400(token: str) -> None:
     with pytest.raises(ApiError) as caught:
-        sessions.page([], 10, token)
+        views.page([], 10, token)
     assert caught.value.status == 400
