@@ -4,9 +4,10 @@
 #
 #   hack/image.sh build        base image (cached) + the real Dockerfile; prints size and times
 #   hack/image.sh lint         hadolint on the Dockerfile
-#   hack/image.sh run-check    run the built image against a local control plane and
-#                              wait for it to reconcile examples/usersession-minimal.yaml
 #   hack/image.sh podman ARGS  podman with this script's configuration and storage
+#
+# Running the built image against a local stack is a test:
+# tests/image/test_image.py::test_containerised_operator_reconciles_a_usersession.
 #
 # Environment: USERSESSION_IMAGE (default localhost/usersession-operator:dev),
 # USERSESSION_CACHE (default ~/.cache/usersession-operator), CA_BUNDLE (handed to
@@ -169,149 +170,9 @@ cmd_build() {
   echo "total build time: $((SECONDS - t0)) s"
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-owner_label=dev.usersession-operator.run-check.pid
-
-# Containers of earlier run-checks whose script died without its trap running
-# (SIGKILL); a live script's container is left alone.
-reap_stale_containers() {
-  local id pid
-  while read -r id pid; do
-    [[ -n "$id" ]] || continue
-    if [[ ! "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
-      log "removing stale run-check container $id (its script $pid is gone)"
-      podman rm -f -t 0 "$id" >/dev/null 2>&1 || true
-    fi
-  done < <(podman ps -a --filter "label=$owner_label" \
-    --format "{{.ID}} {{index .Labels \"$owner_label\"}}")
-}
-
-# Everything run-check started is stopped on any exit: the container first (it
-# talks to the cluster), then the cluster, which takes its processes down.
-run_check_cleanup() {
-  local rc=$?
-  if [[ -n "${rc_name:-}" ]]; then
-    podman rm -f -t 20 "$rc_name" >/dev/null 2>&1 || true
-  fi
-  if [[ -n "${rc_cluster_pid:-}" ]] && kill -0 "$rc_cluster_pid" 2>/dev/null; then
-    kill -TERM "$rc_cluster_pid" 2>/dev/null || true
-    wait "$rc_cluster_pid" 2>/dev/null || true
-  fi
-  [[ -z "${rc_work:-}" ]] || rm -rf "$rc_work"
-  return $rc
-}
-
-cmd_run_check() {
-  ensure_tools
-  configure_podman
-  podman image exists "$image" || die "$image is not built: run hack/image.sh build first"
-  local py="$root/.venv/bin/python" kubectl
-  [[ -x "$py" ]] || die "no .venv: run hack/setup.sh first"
-  kubectl="$("$root/hack/build-control-plane.sh")/kubectl"
-  # Globals, not locals: the EXIT trap runs after this function has returned.
-  rc_work=$(mktemp -d)
-  rc_name="usersession-run-check-$$"
-  rc_cluster_pid=""
-  trap run_check_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  local work=$rc_work name=$rc_name
-  reap_stale_containers
-
-  log "starting the local control plane"
-  # If this script is SIGKILLed (a test timeout) no trap runs: the kernel then
-  # sends the cluster SIGTERM, and it takes its own processes down.
-  setpriv --pdeathsig TERM "$py" -m usersession_localstack --cluster-only \
-    >"$work/cluster.out" 2>"$work/cluster.err" &
-  rc_cluster_pid=$!
-  local cluster_pid=$rc_cluster_pid
-  local deadline=$((SECONDS + 180)) kubeconfig="" redis_line=""
-  while [[ -z "$redis_line" ]]; do
-    kill -0 "$cluster_pid" 2>/dev/null || { tail -30 "$work/cluster.err" >&2; die "the local cluster exited"; }
-    ((SECONDS < deadline)) || { tail -30 "$work/cluster.err" >&2; die "the local cluster did not start in 180 s"; }
-    sleep 0.5
-    redis_line=$(grep -m1 '^redis: ' "$work/cluster.out" || true)
-  done
-  kubeconfig=$(sed -n 's/^kubeconfig: //p' "$work/cluster.out")
-  # "redis: HOST:PORT (password in FILE)"
-  local redis_port password_file
-  redis_port=$(sed -E 's/^redis: [^:]+:([0-9]+) .*/\1/' <<<"$redis_line")
-  password_file=$(sed -E 's/.*\(password in (.*)\)$/\1/' <<<"$redis_line")
-  log "cluster up: $kubeconfig, redis port $redis_port"
-  export KUBECONFIG="$kubeconfig"
-
-  "$kubectl" -n default create secret generic redis-auth \
-    --from-file=password="$password_file" >/dev/null
-
-  # The harness writes its kubeconfig 0600 for root; the container's user gets
-  # its own read-only copy rather than loosening the original.
-  install -m 0400 -o 65532 -g 65532 "$kubeconfig" "$work/kubeconfig"
-  local liveness_port metrics_port
-  liveness_port=$(free_port)
-  metrics_port=$(free_port)
-
-  # --read-only-tmpfs=false + an explicit /tmp: the only writable path is the
-  # one the Helm chart also provides, so a write anywhere else fails here too.
-  log "running $image as 65532 with a read-only root"
-  podman run -d --name "$name" --label "$owner_label=$$" \
-    --network host --read-only --read-only-tmpfs=false \
-    --tmpfs /tmp:rw,size=16m,mode=1777 \
-    --user 65532:65532 --cap-drop all --security-opt no-new-privileges \
-    -v "$work/kubeconfig:/etc/usersession/kubeconfig:ro" \
-    -e KUBECONFIG=/etc/usersession/kubeconfig \
-    -e USERSESSION_REDIS_ADDRESS="127.0.0.1:$redis_port" \
-    -e USERSESSION_LISTEN_HOST=127.0.0.1 \
-    -e USERSESSION_LIVENESS_PORT="$liveness_port" \
-    -e USERSESSION_METRICS_PORT="$metrics_port" \
-    -e USERSESSION_POLL_INTERVAL=1 \
-    "$image" >/dev/null
-
-  echo "container uid: $(podman exec "$name" id -u)"
-  if podman exec "$name" sh -c 'touch /opt/venv/probe || touch /probe' 2>/dev/null; then
-    die "the container's root filesystem is writable"
-  fi
-  echo "root filesystem: read-only"
-
-  "$kubectl" apply -f "$root/examples/usersession-minimal.yaml" >/dev/null
-  local phase="" t0=$SECONDS
-  deadline=$((SECONDS + 120))
-  until [[ "$phase" == Sleeping ]]; do
-    if [[ "$(podman inspect --format '{{.State.Running}}' "$name")" != true ]]; then
-      podman logs "$name" 2>&1 | tail -40 >&2
-      die "the operator container exited"
-    fi
-    if ((SECONDS >= deadline)); then
-      podman logs "$name" 2>&1 | tail -40 >&2
-      "$kubectl" get usersession alice -o yaml >&2 || true
-      die "alice did not reach Sleeping in 120 s (phase: '${phase}')"
-    fi
-    sleep 1
-    phase=$("$kubectl" get usersession alice -o jsonpath='{.status.phase}' 2>/dev/null || true)
-  done
-  echo "usersession alice: phase $phase after $((SECONDS - t0)) s"
-  "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
-    "http://127.0.0.1:$liveness_port/healthz" && echo "healthz: ok"
-  "$kubectl" get usersessions,deployments,scaledobjects,triggerauthentications -n default
-  # Kubernetes stops a pod with SIGTERM and a grace period: the operator must
-  # exit on it by itself, not wait for the SIGKILL.
-  local t_stop=$SECONDS exit_code
-  podman stop -t 30 "$name" >/dev/null
-  exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$name")
-  echo "SIGTERM: stopped in $((SECONDS - t_stop)) s, exit code $exit_code"
-  if [[ "$exit_code" != 0 ]]; then
-    podman logs "$name" 2>&1 | tail -20 >&2
-    die "the operator did not exit cleanly on SIGTERM"
-  fi
-  echo "run-check: OK"
-}
-
 case ${1:-} in
   build) cmd_build ;;
   lint) cmd_lint ;;
-  run-check) cmd_run_check ;;
   podman) shift; ensure_tools; configure_podman; exec podman "$@" ;;
   *) sed -n '2,16s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
