@@ -9,18 +9,16 @@ nothing about them (timing goals live here, not in tests).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
-import uuid
 from collections import Counter
 
-from kopf.testing import KopfRunner
-from kubernetes import client, config
+import stack
+from kubernetes import client
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, wait_for
+from usersession_localstack.cluster import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
@@ -51,27 +49,9 @@ def main() -> int:
     args = parser.parse_args()
 
     with LocalCluster() as cluster:
-        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-        os.environ.update(
-            {
-                "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
-                "USERSESSION_METRICS_PORT": str(free_port()),
-                "USERSESSION_LIVENESS_PORT": str(free_port()),
-            }
-        )
-        api = client.CustomObjectsApi(
-            config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        )
+        api = client.CustomObjectsApi(stack.api_client(cluster))
         core = client.CoreV1Api(api.api_client)
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        core.create_namespace({"metadata": {"name": ns}})
-        core.create_namespaced_secret(
-            ns,
-            {
-                "metadata": {"name": "redis-auth"},
-                "stringData": {"password": cluster.redis_password},
-            },
-        )
+        ns = stack.namespace(cluster)
 
         def create(name: str) -> None:
             api.create_namespaced_custom_object(
@@ -100,9 +80,7 @@ def main() -> int:
                 for i in items
             )
 
-        with KopfRunner(
-            ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"], timeout=60
-        ):
+        with stack.operator(cluster):
             time.sleep(2)  # let the watches start
             start = time.monotonic()
             create("single")

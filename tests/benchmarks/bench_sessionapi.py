@@ -18,13 +18,11 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 import requests
-from kopf.testing import KopfRunner
-from kubernetes import client, config
+import stack
 
 from usersession_localstack import LocalCluster
 from usersession_localstack.cluster import free_port, wait_for
@@ -77,25 +75,8 @@ def main() -> int:
     args = parser.parse_args()
 
     with LocalCluster() as cluster:
-        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         address = f"{cluster.redis_host}:{cluster.redis_port}"
-        os.environ.update(
-            {
-                "USERSESSION_REDIS_ADDRESS": address,
-                "USERSESSION_METRICS_PORT": str(free_port()),
-                "USERSESSION_LIVENESS_PORT": str(free_port()),
-            }
-        )
-        core = client.CoreV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        core.create_namespace({"metadata": {"name": ns}})
-        core.create_namespaced_secret(
-            ns,
-            {
-                "metadata": {"name": "redis-auth"},
-                "stringData": {"password": cluster.redis_password},
-            },
-        )
+        ns = stack.namespace(cluster)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         http = requests.Session()
@@ -107,6 +88,7 @@ def main() -> int:
                 processes,
                 [str(Path(sys.executable).with_name("usersession-api"))],
                 {
+                    "KUBECONFIG": str(cluster.kubeconfig),
                     "SESSIONAPI_NAMESPACE": ns,
                     "SESSIONAPI_PORT": str(port),
                     "SESSIONAPI_REDIS_ADDRESS": address,
@@ -116,12 +98,7 @@ def main() -> int:
                 },
             )
             wait_for(lambda: answers(http, f"{base}/health") == 200, timeout=30)
-            processes.enter_context(
-                KopfRunner(
-                    ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"],
-                    timeout=60,
-                )
-            )
+            processes.enter_context(stack.operator(cluster))
             sid = http.post(f"{base}/session/create", json={}).json()["id"]
             status = wait_for(
                 lambda: (

@@ -21,24 +21,20 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import os
 import random
 import statistics
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import redis
-from kopf.testing import KopfRunner
-from kubernetes import client, config, watch
+import stack
+from kubernetes import client, watch
 
 from usersession_localstack import LocalCluster
 from usersession_localstack.cluster import free_port, wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
-
-KOPF_ARGS = ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -55,7 +51,7 @@ def fmt(values: list[float]) -> str:
 
 class Bench:
     def __init__(self, cluster: LocalCluster) -> None:
-        api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        api_client = stack.api_client(cluster)
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
@@ -69,15 +65,6 @@ class Bench:
         self.depth_seen: dict[tuple[str, str], float] = {}
         for target in (self._deployments, self._pods, self._sessions):
             threading.Thread(target=_quietly(target), daemon=True).start()
-
-    def namespace(self) -> str:
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        self.core.create_namespace({"metadata": {"name": ns}})
-        wait_for(lambda: self.core.list_namespaced_service_account(ns).items, 30)
-        secret = {"name": "redis-auth"}
-        data = {"password": self.cluster.redis_password}
-        self.core.create_namespaced_secret(ns, {"metadata": secret, "stringData": data})
-        return ns
 
     def create(self, ns: str, names: list[str]) -> None:
         def one(name: str) -> None:
@@ -170,41 +157,22 @@ def main() -> int:
     results: dict[str, dict[str, list[float]]] = {}
     with LocalCluster() as cluster:
         push = free_port()
-        os.environ.update(
-            {
-                "KUBECONFIG": str(cluster.kubeconfig),
-                "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
-            }
-        )
         bench = Bench(cluster)
         started = time.monotonic()
-        for path, env in (
-            ("redis triggers only", {}),
-            ("push path", {"USERSESSION_PUSH_PORT": str(push)}),
-        ):
-            os.environ.pop("USERSESSION_PUSH_PORT", None)
-            os.environ.pop("USERSESSION_PUSH_ADDRESS", None)
-            os.environ["USERSESSION_METRICS_PORT"] = str(free_port())
-            os.environ["USERSESSION_LIVENESS_PORT"] = str(free_port())
-            if env:
-                os.environ.update(env, USERSESSION_PUSH_ADDRESS=f"127.0.0.1:{push}")
-            with KopfRunner(KOPF_ARGS, timeout=60) as runner:
+        fast = {"USERSESSION_PUSH_PORT": str(push), "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}"}
+        for path, settings in (("redis triggers only", {}), ("push path", fast)):
+            with stack.operator(cluster, **settings):
                 if args.background and path == "redis triggers only":
-                    background = bench.namespace()
+                    background = stack.namespace(cluster)
                     bench.create(background, [f"idle-{i}" for i in range(args.background)])
                     bench.wait_sleeping(background, args.background, timeout=1800)
-                    print(
-                        f"{args.background} idle sessions ready after "
-                        f"{time.monotonic() - started:.0f} s",
-                        flush=True,
-                    )
-                ns = bench.namespace()
+                    ready_after = time.monotonic() - started
+                    print(f"{args.background} idle sessions ready after {ready_after:.0f} s")
+                ns = stack.namespace(cluster)
                 names = [f"w{i}" for i in range(args.wakes)]
                 bench.create(ns, names)
                 bench.wait_sleeping(ns, len(names), timeout=600)
                 results[path] = bench.wake(ns, names, args.interval)
-            if runner.exception is not None:
-                raise runner.exception
 
     print(
         f"\nwake latency with the real KEDA: {args.wakes} wakes per path, "

@@ -1,0 +1,71 @@
+"""What every benchmark starts with: the local stack, a namespace, the real operator.
+
+Benchmarks run as scripts (`.venv/bin/python tests/benchmarks/bench_x.py`), so
+this sits beside them and is imported as `stack`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
+from kopf.testing import KopfRunner
+from kubernetes import client, config
+
+from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import free_port, wait_for
+
+KOPF_ARGS = ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"]
+
+
+def api_client(cluster: LocalCluster) -> client.ApiClient:
+    made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(cluster.kubeconfig)
+    )
+    return made
+
+
+def namespace(cluster: LocalCluster) -> str:
+    """A fresh namespace holding the Redis Secret sessions use by default."""
+    core = client.CoreV1Api(api_client(cluster))
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name}})
+    # Pods are refused until the ServiceAccount controller has made "default".
+    wait_for(lambda: core.list_namespaced_service_account(name).items, 30)
+    secret = {"metadata": {"name": "redis-auth"}}
+    core.create_namespaced_secret(
+        name, {**secret, "stringData": {"password": cluster.redis_password}}
+    )
+    return name
+
+
+@contextlib.contextmanager
+def operator(cluster: LocalCluster, **settings: str) -> Iterator[KopfRunner]:
+    """The real operator in this process, under kopf's runner; USERSESSION_* settings
+    by keyword. Fresh metrics and health ports each time, so a benchmark can run it
+    more than once; a failure inside it is raised, not swallowed."""
+    env = {
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
+        "USERSESSION_METRICS_PORT": str(free_port()),
+        "USERSESSION_LIVENESS_PORT": str(free_port()),
+        **settings,
+    }
+    saved = {key: os.environ.get(key) for key in [*env, "USERSESSION_PUSH_PORT"]}
+    saved.setdefault("USERSESSION_PUSH_ADDRESS", os.environ.get("USERSESSION_PUSH_ADDRESS"))
+    for key in ("USERSESSION_PUSH_PORT", "USERSESSION_PUSH_ADDRESS"):
+        os.environ.pop(key, None)  # only what this run asks for
+    os.environ.update(env)
+    try:
+        with KopfRunner(KOPF_ARGS, timeout=60) as runner:
+            yield runner
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if runner.exception is not None:
+        raise runner.exception
