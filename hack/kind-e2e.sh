@@ -70,7 +70,8 @@ spec:
       containers:
         - name: redis
           image: redis:7-alpine
-          args: ["--requirepass", "$(REDIS_PASSWORD)"]
+          # Keyspace events for the operator's fast-wake path, as the README recommends.
+          args: ["--requirepass", "$(REDIS_PASSWORD)", "--notify-keyspace-events", "Kgl"]
           env:
             - name: REDIS_PASSWORD
               valueFrom: {secretKeyRef: {name: redis-auth, key: password}}
