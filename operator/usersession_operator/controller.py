@@ -1,10 +1,8 @@
 """The operator's behaviour, called by the thin kopf handlers in handlers.py.
 
 Reconcile applies a session's children; child events restore drift and refresh
-status; one poll loop reads every queue depth in one round trip per Redis
-server and refreshes every status, writing only what changed. Between polls,
-keyspace notifications name the lists that changed; those are read at once,
-and work arriving on a session is pushed to KEDA (pushscaler.py).
+status, writing only what changed; the finalizer cleans Redis up. Queue depths
+come from polling.py.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -30,6 +28,7 @@ from .builders import (
     replicas_seed,
 )
 from .builders.scaledobject import PAUSED_REPLICAS_ANNOTATION
+from .conditions import new_warning
 from .drift import drifted
 from .kube import Kube, describe_api_error
 from .model import (
@@ -40,24 +39,18 @@ from .model import (
     session_from_body,
 )
 from .names import child_name
-from .notifications import KeyspaceWatcher
-from .pushscaler import PushScaler
+from .polling import Poller
 from .queues import QueueTarget, RedisQueues
 from .settings import OperatorSettings
-from .state import ClusterState, Key, QueueReading, ReconcileResult
+from .state import ClusterState, Key, ReconcileResult
 from .status import (
     Observation,
     Phase,
     compute_status,
-    new_warning,
     status_patch,
 )
 
 log = logging.getLogger(__name__)
-
-# A session's status is written at most this often because of keyspace events;
-# the regular poll and watch events are not limited.
-EVENT_STATUS_INTERVAL = 1.0
 
 
 class Controller:
@@ -68,15 +61,10 @@ class Controller:
         self.kube = kube
         self.state = state or ClusterState()
         self.queues = RedisQueues(self._read_secret)
-        self.push = PushScaler(self.state)
-        self.watcher = KeyspaceWatcher(self.queues.connections, self._list_changed)
-        self.last_poll: float | None = None  # monotonic time of the last finished poll cycle
+        self.poller = Poller(
+            settings, self.state, self.queues, self._live_session, self.refresh_status
+        )
         self._locks: dict[Key, asyncio.Lock] = {}
-        self._changed: set[Key] = set()  # lists a keyspace event named, not read yet
-        self._changed_event = asyncio.Event()
-        self._event_refreshed: dict[Key, float] = {}
-        # When work was first seen on a sleeping session: its wake is timed from there.
-        self._wake_started: dict[Key, dt.datetime] = {}
         self._tables = {
             DEPLOYMENT: self.state.deployments,
             SCALED_OBJECT: self.state.scaled_objects,
@@ -105,7 +93,7 @@ class Controller:
             raise kopf.TemporaryError(message, delay=10) from exc
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         metrics.RECONCILES.labels("ok").inc()
-        self.watcher.add(key, QueueTarget.of(session, self.settings))
+        self.poller.follow(key, QueueTarget.of(session, self.settings))
         self.state.reconciled[key] = ReconcileResult(session.generation)
         await self.refresh_status(key)
 
@@ -181,8 +169,8 @@ class Controller:
         if event_type == "DELETED":
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             self.state.forget_session(key)
-            for table in (self._locks, self._event_refreshed, self._wake_started):
-                table.pop(key, None)
+            self._locks.pop(key, None)
+            self.poller.forget(key)
         else:
             self.state.upsert_session(body)
 
@@ -197,7 +185,7 @@ class Controller:
             previous = self.state.written_status.get(key, body.get("status") or {})
             desired = compute_status(self._observe(key, body), previous)
             if desired["phase"] in (Phase.SUSPENDED, Phase.DEGRADED):
-                self._wake_started.pop(key, None)  # not a wake any more
+                self.state.wake_started.pop(key, None)  # not a wake any more
             patch = status_patch(previous, desired)
             if patch is None:
                 return
@@ -214,7 +202,12 @@ class Controller:
                 return
             metrics.STATUS_PATCHES.inc()
             self.state.written_status[key] = desired
-            if desired["phase"] == Phase.RUNNING and self._wake_started.pop(key, None) is not None:
+            woken = (
+                self.state.wake_started.pop(key, None)
+                if desired["phase"] == Phase.RUNNING
+                else None
+            )
+            if woken is not None:
                 metrics.WAKE_SECONDS.observe(desired["lastWakeSeconds"])
 
     async def _warn(self, key: Key, body: Mapping[str, Any], reason: str, message: str) -> None:
@@ -251,91 +244,11 @@ class Controller:
             pods=list(self.state.pods.get(child_key, {}).values()),
             queue_depth=reading.depth if reading else None,
             processing_depth=reading.processing if reading else None,
-            wake_started=self._wake_started.get(key),
+            wake_started=self.state.wake_started.get(key),
             redis_error=reading.error if reading else None,
             reconcile_error=reconciled.error if reconciled else None,
             now=dt.datetime.now(dt.UTC),
         )
-
-    # -- polling -----------------------------------------------------------------
-
-    async def poll_forever(self) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                await self.poll_once()
-            except Exception:  # a bug here must not stop polling for good
-                log.exception("poll cycle failed")
-            elapsed = time.monotonic() - started
-            await asyncio.sleep(max(0.0, self.settings.poll_interval_seconds - elapsed))
-
-    async def poll_once(self) -> None:
-        targets = self._targets(list(self.state.sessions))
-        started = time.monotonic()
-        readings = await self.queues.depths(targets)
-        metrics.REDIS_POLL_SECONDS.observe(time.monotonic() - started)
-        metrics.REDIS_POLL_ERRORS.inc(sum(1 for r in readings.values() if r.error))
-        self._record(readings)
-        metrics.QUEUE_DEPTH.set(sum(r.depth or 0 for r in readings.values()))
-        metrics.PROCESSING_DEPTH.set(sum(r.processing or 0 for r in readings.values()))
-        self.watcher.sync(targets)
-        for key in list(self.state.sessions):
-            await self.refresh_status(key)
-        phases = [s.get("phase") for s in self.state.written_status.values()]
-        for phase in metrics.PHASES:
-            metrics.SESSIONS.labels(phase).set(phases.count(phase))
-        self.last_poll = time.monotonic()
-
-    async def react_forever(self) -> None:
-        """Read the lists keyspace events named, push work to KEDA, refresh status."""
-        while True:
-            await self._changed_event.wait()
-            self._changed_event.clear()
-            try:
-                await self._react()
-            except Exception:  # a bug here must not stop the fast path for good
-                log.exception("reacting to keyspace events failed")
-
-    async def _react(self) -> None:
-        keys, self._changed = self._changed, set()
-        targets = self._targets(keys)
-        self._record(await self.queues.depths(targets))
-        for key in targets:
-            # Status follows within a second, but a chatty session costs at most
-            # one write a second; its lists are read again until then.
-            since = time.monotonic() - self._event_refreshed.get(key, 0.0)
-            if since >= EVENT_STATUS_INTERVAL:
-                self._event_refreshed[key] = time.monotonic()
-                await self.refresh_status(key)
-            else:
-                self._changed.add(key)
-        if self._changed:
-            await asyncio.sleep(0.2)
-            self._changed_event.set()
-
-    def _list_changed(self, key: Key) -> None:
-        self._changed.add(key)
-        self._changed_event.set()
-
-    def _targets(self, keys: Iterable[Key]) -> dict[Key, QueueTarget]:
-        targets: dict[Key, QueueTarget] = {}
-        for key in keys:
-            session = self._live_session(key)
-            if session is not None:
-                targets[key] = QueueTarget.of(session, self.settings)
-        return targets
-
-    def _record(self, readings: Mapping[Key, QueueReading]) -> None:
-        """Keep the readings; a session that just got work is pushed to KEDA at once."""
-        now = dt.datetime.now(dt.UTC)
-        for key, reading in readings.items():
-            before = self.state.queues.get(key)
-            self.state.queues[key] = reading
-            if reading.busy and not (before is not None and before.busy):
-                self.push.work_arrived(key)
-                deployment = self.state.deployments.get(self.state.child_key(key)) or {}
-                if not (deployment.get("spec") or {}).get("replicas"):
-                    self._wake_started.setdefault(key, now)
 
     # -- deletion ------------------------------------------------------------------
 
@@ -389,7 +302,7 @@ class Controller:
             ) from None
 
     async def close(self) -> None:
-        await self.watcher.close()
+        await self.poller.close()
         await self.queues.close()
 
 

@@ -54,8 +54,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["controller"] = controller
     if config.push_port and "push_server" not in memo:
         memo["push_server"] = await _serve_push(controller, config)
-    memo["poller"] = asyncio.create_task(controller.poll_forever(), name="redis-poller")
-    memo["reactor"] = asyncio.create_task(controller.react_forever(), name="keyspace-reactor")
+    poller = controller.poller
+    memo["poller"] = asyncio.create_task(poller.poll_forever(), name="redis-poller")
+    memo["reactor"] = asyncio.create_task(poller.react_forever(), name="keyspace-reactor")
     scope = ", ".join(config.namespaces) or "all namespaces"
     log.info(
         "usersession-operator started (watching %s; Redis default %s; poll every %ss)",
@@ -83,7 +84,7 @@ def _serve_metrics(config: OperatorSettings) -> Any:
 
 async def _serve_push(controller: Controller, config: OperatorSettings) -> Any:
     try:
-        return await pushscaler.serve(controller.push, config.listen_host, config.push_port)
+        return await pushscaler.serve(controller.poller.push, config.listen_host, config.push_port)
     except (OSError, RuntimeError) as exc:  # grpc reports a taken port as RuntimeError
         raise kopf.PermanentError(
             f"cannot serve the external-push scaler on {config.listen_host}:{config.push_port}"
@@ -117,9 +118,10 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.probe(id="redis_poll_age_seconds")
 async def poll_age(memo: kopf.Memo, **_: Any) -> float | None:
     controller: Controller | None = memo.get("controller")
-    if controller is None or controller.last_poll is None:
+    last_poll = controller.poller.last_poll if controller is not None else None
+    if last_poll is None:
         return None
-    return round(time.monotonic() - controller.last_poll, 1)
+    return round(time.monotonic() - last_poll, 1)
 
 
 # -- UserSession -----------------------------------------------------------------

@@ -6,6 +6,7 @@ kopf watch and is kept here, so computing a status never asks the API server.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ class ClusterState:
     queues: dict[Key, QueueReading] = field(default_factory=dict)
     reconciled: dict[Key, ReconcileResult] = field(default_factory=dict)
     written_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    # When work was first seen on a sleeping session: its wake is timed from there.
+    wake_started: dict[Key, dt.datetime] = field(default_factory=dict)
     _by_instance: dict[Key, Key] = field(default_factory=dict)
 
     # -- sessions --------------------------------------------------------------
@@ -58,7 +61,7 @@ class ClusterState:
     def forget_session(self, key: Key) -> None:
         self.sessions.pop(key, None)
         self._by_instance.pop((key[0], child_name(key[1])), None)
-        for table in (self.queues, self.reconciled, self.written_status):
+        for table in (self.queues, self.reconciled, self.written_status, self.wake_started):
             table.pop(key, None)
 
     def session_for_child(self, child: Mapping[str, Any]) -> Key | None:

@@ -12,6 +12,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .conditions import (
+    REDIS_UNREACHABLE,
+    SCALER_FAILED,
+    condition,
+    keda_message,
+    keda_ready,
+    redis_condition,
+    scaler_condition,
+    timestamp,
+)
+
 
 class Phase(StrEnum):
     """status.phase: the one list of phases. Metrics and the session API use it; the
@@ -25,9 +36,6 @@ class Phase(StrEnum):
     DEGRADED = "Degraded"
     TERMINATING = "Terminating"
 
-
-# Ready reasons saying the session will not wake: worth a Warning event when they appear.
-SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
 
 # lastActivityTime is refreshed at most this often while a session is busy, so
 # that a running session costs one status write a minute, not one per poll.
@@ -75,7 +83,12 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
     pod = _current_pod(obs.pods)
     desired = int((obs.deployment or {}).get("spec", {}).get("replicas") or 0)
     ready_replicas = int((obs.deployment or {}).get("status", {}).get("readyReplicas") or 0)
-    phase, reason, message = _phase(obs, pod, desired)
+    observed_generation = (
+        obs.reconciled_generation
+        if obs.reconciled_generation is not None
+        else previous.get("observedGeneration")
+    )
+    phase, reason, message = _phase(obs, pod, desired, observed_generation)
 
     depth = obs.queue_depth if obs.queue_depth is not None else previous.get("queueDepth")
     in_flight = (
@@ -90,11 +103,6 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
         "readyReplicas": ready_replicas,
         "children": dict(obs.children),
     }
-    observed_generation = (
-        obs.reconciled_generation
-        if obs.reconciled_generation is not None
-        else previous.get("observedGeneration")
-    )
     if observed_generation is not None:
         status["observedGeneration"] = observed_generation
     if depth is not None:
@@ -118,9 +126,9 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
     old_conditions = {c.get("type"): c for c in previous.get("conditions", []) or []}
     ready_ok = phase in (Phase.RUNNING, Phase.SLEEPING)
     status["conditions"] = [
-        _condition(old_conditions, "Ready", "True" if ready_ok else "False", reason, message, obs),
-        _redis_condition(old_conditions, obs),
-        _scaler_condition(old_conditions, obs),
+        condition(old_conditions, "Ready", "True" if ready_ok else "False", reason, message, obs),
+        redis_condition(old_conditions, obs),
+        scaler_condition(old_conditions, obs),
     ]
     return status
 
@@ -143,25 +151,6 @@ def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dic
     return patch or None
 
 
-def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(reason, message) of a Warning event when `desired` newly says the session will not wake.
-
-    Only on the transition: a session that stays broken is not re-announced on every poll.
-    """
-    after = _ready_condition(desired)
-    reason = after.get("reason")
-    if reason not in (SCALER_FAILED, REDIS_UNREACHABLE):
-        return None
-    if _ready_condition(previous).get("reason") == reason:
-        return None
-    return reason, after.get("message") or ""
-
-
-def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    conditions = status.get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
-
-
 def _with_removals(previous: Any, desired: Any) -> Any:
     if not (isinstance(previous, Mapping) and isinstance(desired, Mapping)):
         return desired
@@ -177,11 +166,17 @@ def _with_removals(previous: Any, desired: Any) -> Any:
 # -- phase -------------------------------------------------------------------
 
 
-def _phase(obs: Observation, pod: Mapping[str, Any] | None, desired: int) -> tuple[str, str, str]:
+def _phase(
+    obs: Observation, pod: Mapping[str, Any] | None, desired: int, observed: int | None
+) -> tuple[str, str, str]:
     if obs.deleting:
         return Phase.TERMINATING, Phase.TERMINATING, "the session is being deleted"
     if obs.reconcile_error:
         return Phase.DEGRADED, "ReconcileFailed", obs.reconcile_error
+    if observed is None:
+        # Children seen through their watches before the first reconcile has
+        # finished applying them all: not yet something to promise a wake on.
+        return Phase.PENDING, "Reconciling", "the operator is applying the session's children"
     missing = [
         kind
         for kind, child in (
@@ -211,12 +206,12 @@ def _phase(obs: Observation, pod: Mapping[str, Any] | None, desired: int) -> tup
     # A session that KEDA cannot scale, or whose queue the operator cannot read,
     # will not wake on the next message (nor sleep when idle): Ready must not
     # promise that, whether the pod is up or not.
-    keda = _keda_ready(obs.scaled_object)
+    keda = keda_ready(obs.scaled_object)
     if keda is not None and keda.get("status") == "False":
         return (
             Phase.DEGRADED,
             SCALER_FAILED,
-            f"KEDA cannot scale the session: {_keda_message(keda)}",
+            f"KEDA cannot scale the session: {keda_message(keda)}",
         )
     if obs.redis_error:
         return Phase.DEGRADED, REDIS_UNREACHABLE, f"cannot read the queue: {obs.redis_error}"
@@ -306,98 +301,4 @@ def _last_activity(
         # or it would never be refreshed until the clock caught up.
         if last is not None and dt.timedelta(0) <= obs.now - last < ACTIVITY_RESOLUTION:
             return previous
-    return _timestamp(obs.now)
-
-
-# -- conditions ----------------------------------------------------------------
-
-
-def _condition(
-    old: Mapping[str, Mapping[str, Any]],
-    type_: str,
-    status: str,
-    reason: str,
-    message: str,
-    obs: Observation,
-) -> dict[str, Any]:
-    before = old.get(type_)
-    # The transition time moves only when the status flips, as Kubernetes conventions say.
-    if before is not None and before.get("status") == status and before.get("lastTransitionTime"):
-        since = before["lastTransitionTime"]
-    else:
-        since = _timestamp(obs.now)
-    condition = {
-        "type": type_,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-    }
-    if obs.reconciled_generation is not None:
-        condition["observedGeneration"] = obs.reconciled_generation
-    elif before is not None and "observedGeneration" in before:
-        condition["observedGeneration"] = before["observedGeneration"]
-    return condition
-
-
-def _redis_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
-    if obs.redis_error:
-        return _condition(old, "RedisReachable", "False", "RedisError", obs.redis_error, obs)
-    if obs.queue_depth is None:
-        previous = old.get("RedisReachable")
-        if previous is not None:  # between polls, keep what the last poll said
-            return dict(previous)
-        return _condition(
-            old,
-            "RedisReachable",
-            "Unknown",
-            "NotPolledYet",
-            "the queue has not been polled yet",
-            obs,
-        )
-    return _condition(
-        old, "RedisReachable", "True", "QueuePolled", f"queue {obs.queue_name} is readable", obs
-    )
-
-
-def _keda_ready(scaled_object: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """KEDA's own Ready condition on the ScaledObject, if it reported one."""
-    return next(
-        (
-            c
-            for c in (scaled_object or {}).get("status", {}).get("conditions", []) or []
-            if c.get("type") == "Ready"
-        ),
-        None,
-    )
-
-
-def _keda_message(keda: Mapping[str, Any]) -> str:
-    return keda.get("message") or keda.get("reason") or "its Ready condition is False"
-
-
-def _scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
-    keda = _keda_ready(obs.scaled_object)
-    if keda is None or keda.get("status") not in ("True", "False", "Unknown"):
-        return _condition(
-            old,
-            "ScalerReady",
-            "Unknown",
-            "NoScalerStatus",
-            "KEDA has not reported on the ScaledObject yet",
-            obs,
-        )
-    # KEDA starts its conditions at Unknown with no reason at all.
-    fallback = {"True": "KedaReady", "False": "KedaNotReady", "Unknown": "KedaUnknown"}
-    return _condition(
-        old,
-        "ScalerReady",
-        keda["status"],
-        keda.get("reason") or fallback[keda["status"]],
-        keda.get("message") or "",
-        obs,
-    )
-
-
-def _timestamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamp(obs.now)

@@ -19,7 +19,7 @@ from usersession_operator.builders import DEPLOYMENT
 from usersession_operator.controller import Controller
 from usersession_operator.names import INSTANCE_LABEL
 from usersession_operator.settings import OperatorSettings
-from usersession_operator.state import QueueReading
+from usersession_operator.state import QueueReading, ReconcileResult
 
 NAMESPACE, NAME = "team-a", "alice"
 KEY = (NAMESPACE, NAME)
@@ -96,7 +96,7 @@ class NoKeyspaceEvents:
 @pytest.fixture
 def controller(kube: RecordingKube) -> Controller:
     controller = Controller(OperatorSettings(), kube)  # type: ignore[arg-type]
-    controller.watcher = NoKeyspaceEvents()  # type: ignore[assignment]
+    controller.poller.watcher = NoKeyspaceEvents()  # type: ignore[assignment]
     state = controller.state
     state.upsert_session(
         {
@@ -110,6 +110,7 @@ def controller(kube: RecordingKube) -> Controller:
     state.record_child(state.trigger_authentications, _child("TriggerAuthentication"), False)
     state.record_child(state.scaled_objects, _scaled_object("True"), False)
     state.queues[KEY] = QueueReading(0)
+    state.reconciled[KEY] = ReconcileResult(1)
     return controller
 
 
@@ -185,7 +186,7 @@ def test_an_event_that_cannot_be_posted_does_not_fail_the_status_update(
 
 def _stream(controller: Controller) -> asyncio.Queue[bool]:
     stream: asyncio.Queue[bool] = asyncio.Queue()
-    controller.push._streams[(NAMESPACE, NAME)] = {stream}
+    controller.poller.push._streams[(NAMESPACE, NAME)] = {stream}
     return stream
 
 
@@ -193,11 +194,11 @@ def test_work_arriving_on_a_sleeping_session_is_pushed_once_and_timed(
     controller: Controller, kube: RecordingKube
 ) -> None:
     stream = _stream(controller)
-    controller._record({KEY: QueueReading(1, 0)})
-    controller._record({KEY: QueueReading(2, 0)})  # still busy: nothing new to say
-    controller._record({KEY: QueueReading(0, 1)})  # taken by the worker: still busy
+    controller.poller._record({KEY: QueueReading(1, 0)})
+    controller.poller._record({KEY: QueueReading(2, 0)})  # still busy: nothing new to say
+    controller.poller._record({KEY: QueueReading(0, 1)})  # taken by the worker: still busy
     assert stream.qsize() == 1 and stream.get_nowait() is True
-    assert KEY in controller._wake_started
+    assert KEY in controller.state.wake_started
 
     # The pod comes up: the wake is over, timed in status, and forgotten.
     state = controller.state
@@ -210,10 +211,10 @@ def test_work_arriving_on_a_sleeping_session_is_pushed_once_and_timed(
     _refresh(controller)
     assert kube.patches[-1]["phase"] == "Running"
     assert kube.patches[-1]["lastWakeSeconds"] >= 0
-    assert KEY not in controller._wake_started
+    assert KEY not in controller.state.wake_started
 
-    controller._record({KEY: QueueReading(0, 0)})
-    controller._record({KEY: QueueReading(1, 0)})  # idle, then busy again: a new push
+    controller.poller._record({KEY: QueueReading(0, 0)})
+    controller.poller._record({KEY: QueueReading(1, 0)})  # idle, then busy again: a new push
     assert stream.qsize() == 1
 
 
@@ -223,9 +224,9 @@ def test_work_on_a_running_session_is_pushed_but_not_timed_as_a_wake(
     state = controller.state
     state.record_child(state.deployments, _child("Deployment", spec={"replicas": 1}), False)
     stream = _stream(controller)
-    controller._record({KEY: QueueReading(1, 0)})
+    controller.poller._record({KEY: QueueReading(1, 0)})
     assert stream.qsize() == 1
-    assert KEY not in controller._wake_started
+    assert KEY not in controller.state.wake_started
 
 
 # -- reconcile, drift, status writes, the finalizer ----------------------------------

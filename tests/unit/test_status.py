@@ -9,14 +9,12 @@ from typing import Any
 
 import pytest
 
+from usersession_operator.conditions import REDIS_UNREACHABLE, SCALER_FAILED, new_warning
 from usersession_operator.status import (
     ACTIVITY_RESOLUTION,
-    REDIS_UNREACHABLE,
-    SCALER_FAILED,
     Observation,
     Phase,
     compute_status,
-    new_warning,
     status_patch,
 )
 
@@ -875,6 +873,16 @@ def test_messages_in_flight_are_reported_next_to_the_queue() -> None:
     kept = compute_status(observe(queue_depth=None), {"queueDepth": 0, "processingDepth": 2})
     assert kept["processingDepth"] == 2
     assert "processingDepth" not in compute_status(observe(queue_depth=None), {})
+
+
+def test_children_seen_before_the_first_reconcile_finished_are_not_yet_sleeping() -> None:
+    # Watch events can show all three children while the first reconcile is
+    # still applying the last one: Ready=True would be a promise made too early.
+    status = compute_status(observe(reconciled_generation=None), {})
+    assert (status["phase"], condition(status, "Ready")["reason"]) == ("Pending", "Reconciling")
+    # After a restart the last written status still vouches for the generation.
+    restarted = compute_status(observe(reconciled_generation=None), {"observedGeneration": 3})
+    assert restarted["phase"] == "Sleeping"
 
 
 def test_a_wake_is_timed_from_work_first_seen_to_running() -> None:

@@ -1,0 +1,140 @@
+"""Where queue depths come from, and how KEDA hears of work at once.
+
+One poll loop reads every session's queue and processing list in one
+pipelined round trip per Redis server and refreshes every status. Between
+polls, keyspace notifications (notifications.py) name the lists that changed;
+those are read at once, status follows within a second, and a session that just
+got work is pushed to KEDA through the external-push scaler (pushscaler.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+from . import metrics
+from .model import Session
+from .notifications import KeyspaceWatcher
+from .pushscaler import PushScaler
+from .queues import QueueTarget, RedisQueues
+from .settings import OperatorSettings
+from .state import ClusterState, Key, QueueReading
+
+log = logging.getLogger(__name__)
+
+# A session's status is written at most this often because of keyspace events;
+# the regular poll and watch events are not limited.
+EVENT_STATUS_INTERVAL = 1.0
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        state: ClusterState,
+        queues: RedisQueues,
+        live_session: Callable[[Key], Session | None],
+        refresh_status: Callable[[Key], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.queues = queues
+        self.live_session = live_session
+        self.refresh_status = refresh_status
+        self.push = PushScaler(state)
+        self.watcher = KeyspaceWatcher(queues.connections, self._list_changed)
+        self.last_poll: float | None = None  # monotonic time of the last finished poll cycle
+        self._changed: set[Key] = set()  # lists a keyspace event named, not read yet
+        self._changed_event = asyncio.Event()
+        self._event_refreshed: dict[Key, float] = {}
+
+    def follow(self, key: Key, target: QueueTarget) -> None:
+        """A new session: listen to its lists now, not from the next poll."""
+        self.watcher.add(key, target)
+
+    def forget(self, key: Key) -> None:
+        self._event_refreshed.pop(key, None)
+
+    async def close(self) -> None:
+        await self.watcher.close()
+
+    async def poll_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.poll_once()
+            except Exception:  # a bug here must not stop polling for good
+                log.exception("poll cycle failed")
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.0, self.settings.poll_interval_seconds - elapsed))
+
+    async def poll_once(self) -> None:
+        targets = self._targets(list(self.state.sessions))
+        started = time.monotonic()
+        readings = await self.queues.depths(targets)
+        metrics.REDIS_POLL_SECONDS.observe(time.monotonic() - started)
+        metrics.REDIS_POLL_ERRORS.inc(sum(1 for r in readings.values() if r.error))
+        self._record(readings)
+        metrics.QUEUE_DEPTH.set(sum(r.depth or 0 for r in readings.values()))
+        metrics.PROCESSING_DEPTH.set(sum(r.processing or 0 for r in readings.values()))
+        self.watcher.sync(targets)
+        for key in list(self.state.sessions):
+            await self.refresh_status(key)
+        phases = [s.get("phase") for s in self.state.written_status.values()]
+        for phase in metrics.PHASES:
+            metrics.SESSIONS.labels(phase).set(phases.count(phase))
+        self.last_poll = time.monotonic()
+
+    async def react_forever(self) -> None:
+        """Read the lists keyspace events named, push work to KEDA, refresh status."""
+        while True:
+            await self._changed_event.wait()
+            self._changed_event.clear()
+            try:
+                await self._react()
+            except Exception:  # a bug here must not stop the fast path for good
+                log.exception("reacting to keyspace events failed")
+
+    async def _react(self) -> None:
+        keys, self._changed = self._changed, set()
+        targets = self._targets(keys)
+        self._record(await self.queues.depths(targets))
+        for key in targets:
+            # Status follows within a second, but a chatty session costs at most
+            # one write a second; its lists are read again until then.
+            since = time.monotonic() - self._event_refreshed.get(key, 0.0)
+            if since >= EVENT_STATUS_INTERVAL:
+                self._event_refreshed[key] = time.monotonic()
+                await self.refresh_status(key)
+            else:
+                self._changed.add(key)
+        if self._changed:
+            await asyncio.sleep(0.2)
+            self._changed_event.set()
+
+    def _list_changed(self, key: Key) -> None:
+        self._changed.add(key)
+        self._changed_event.set()
+
+    def _targets(self, keys: Iterable[Key]) -> dict[Key, QueueTarget]:
+        targets: dict[Key, QueueTarget] = {}
+        for key in keys:
+            session = self.live_session(key)
+            if session is not None:
+                targets[key] = QueueTarget.of(session, self.settings)
+        return targets
+
+    def _record(self, readings: Mapping[Key, QueueReading]) -> None:
+        """Keep the readings; a session that just got work is pushed to KEDA at once."""
+        now = dt.datetime.now(dt.UTC)
+        for key, reading in readings.items():
+            before = self.state.queues.get(key)
+            self.state.queues[key] = reading
+            if reading.busy and not (before is not None and before.busy):
+                self.push.work_arrived(key)
+                deployment = self.state.deployments.get(self.state.child_key(key)) or {}
+                if not (deployment.get("spec") or {}).get("replicas"):
+                    self.state.wake_started.setdefault(key, now)
