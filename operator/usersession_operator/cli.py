@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .model import check_settings
-from .settings import OperatorSettings
+from .settings import OperatorSettings, with_flags
 
 log = logging.getLogger("usersession_operator")
 
@@ -62,19 +62,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> OperatorSettings:
     settings = OperatorSettings.from_env()
-    overrides: dict[str, object] = {}
     if args.namespace:
-        overrides["namespaces"] = tuple(args.namespace)
-    for flag, field in [
-        ("log_level", "log_level"),
-        ("liveness_port", "liveness_port"),
-        ("metrics_port", "metrics_port"),
-        ("poll_interval", "poll_interval_seconds"),
-    ]:
-        value = getattr(args, flag)
-        if value is not None:
-            overrides[field] = value.upper() if field == "log_level" else value
-    return dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+        settings = dataclasses.replace(settings, namespaces=tuple(args.namespace))
+    return with_flags(
+        settings,
+        args,
+        {
+            "log_level": "log_level",
+            "liveness_port": "liveness_port",
+            "metrics_port": "metrics_port",
+            "poll_interval": "poll_interval_seconds",
+        },
+    )
 
 
 def _run_operator(settings: OperatorSettings) -> None:

@@ -6,12 +6,28 @@ so a platform team sets the Redis address and Secret once, for every session.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 ENV_PREFIX = "USERSESSION_"
+S = TypeVar("S")
+
+
+def with_flags(settings: S, args: argparse.Namespace, fields: Mapping[str, str]) -> S:
+    """settings with each command-line flag that was given (flag -> field) replacing
+    the environment's value; flags beat environment variables, for both commands."""
+    overrides = {
+        field: getattr(args, flag)
+        for flag, field in fields.items()
+        if getattr(args, flag) is not None
+    }
+    if "log_level" in overrides:
+        overrides["log_level"] = str(overrides["log_level"]).upper()
+    return dataclasses.replace(settings, **overrides)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)

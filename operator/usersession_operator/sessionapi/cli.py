@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from usersession_operator.settings import RedisDefaults
+from usersession_operator.settings import RedisDefaults, with_flags
 
 from .app import create_app
 from .auth import TokenConfigError
@@ -59,27 +59,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace, base: ApiSettings) -> ApiSettings:
-    overrides: dict[str, object] = {}
-    for flag, field in [
-        ("namespace", "namespace"),
-        ("listen_host", "listen_host"),
-        ("port", "port"),
-        ("tokens_file", "tokens_file"),
-        ("redis_api_address", "redis_api_address"),
-        ("reply_wait", "reply_wait_seconds"),
-        ("default_image", "default_image"),
-        ("public_metrics", "public_metrics"),
-        ("log_level", "log_level"),
-    ]:
-        value = getattr(args, flag)
-        if value is not None:
-            overrides[field] = value.upper() if field == "log_level" else value
+    settings = with_flags(
+        base,
+        args,
+        {
+            "namespace": "namespace",
+            "listen_host": "listen_host",
+            "port": "port",
+            "tokens_file": "tokens_file",
+            "redis_api_address": "redis_api_address",
+            "reply_wait": "reply_wait_seconds",
+            "default_image": "default_image",
+            "public_metrics": "public_metrics",
+            "log_level": "log_level",
+        },
+    )
     redis: RedisDefaults = base.redis
     if args.redis_address:
         redis = dataclasses.replace(redis, address=args.redis_address)
     if args.redis_secret_name:
         redis = dataclasses.replace(redis, secret_name=args.redis_secret_name)
-    return dataclasses.replace(base, redis=redis, **overrides)  # type: ignore[arg-type]
+    return dataclasses.replace(settings, redis=redis)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
