@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import secrets
 import shutil
-import socket
 import ssl
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,18 +15,14 @@ from types import TracebackType
 from typing import Any
 
 from . import assets
+from .keda import launch_keda
+from .loopback import free_port, http_ok, https_insecure_ok
 from .pki import Pki, make_pki
-from .process import Component, ComponentFailed
+from .process import Component, argv
+from .redisserver import launch_redis
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-KEDA_NAMESPACE = "keda"
 SERVICE_CIDR = "10.96.0.0/16"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _kubeconfig(server: str, pki: Pki) -> dict[str, Any]:
@@ -92,6 +85,11 @@ class LocalCluster:
         self._redis: Component | None = None
         self._keda: Component | None = None
         self._pki: Pki | None = None
+
+    @property
+    def pki(self) -> Pki:
+        assert self._pki is not None, "the cluster has not been started"
+        return self._pki
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -202,9 +200,9 @@ class LocalCluster:
         stages = [f"--config={stage}" for stage in assets.kwok_stages(bin_dir)]
         kwok = self._launch("kwok", bin_dir, kwok_flags, stages, env={"HOME": str(self.workdir)})
 
-        kcm.wait_until(lambda: _https_insecure_ok(f"https://127.0.0.1:{kcm_port}/healthz"), 60)
+        kcm.wait_until(lambda: https_insecure_ok(f"https://127.0.0.1:{kcm_port}/healthz"), 60)
         scheduler.wait_until(
-            lambda: _https_insecure_ok(f"https://127.0.0.1:{sched_port}/healthz"), 60
+            lambda: https_insecure_ok(f"https://127.0.0.1:{sched_port}/healthz"), 60
         )
         kwok.wait_until(lambda: http_ok(f"http://127.0.0.1:{kwok_port}/healthz"), 60)
         for i in range(self.nodes):
@@ -230,8 +228,8 @@ class LocalCluster:
         extra: list[str] | None = None,
         env: dict[str, str] | None = None,
     ) -> Component:
-        argv = _argv(bin_dir / name, flags) + (extra or [])
-        component = Component(name, argv, self.workdir / "logs", env=env)
+        command = argv(bin_dir / name, flags) + (extra or [])
+        component = Component(name, command, self.workdir / "logs", env=env)
         component.start()
         self.components.append(component)
         return component
@@ -242,43 +240,10 @@ class LocalCluster:
         """(Re)start the real KEDA operator; tests stop it to show nothing is lost meanwhile."""
         if self._keda is not None and self._keda.running():
             return
-        assert self._pki is not None
-        with contextlib.suppress(urllib.error.HTTPError):  # 409: there already
-            self.api(
-                "POST",
-                "/api/v1/namespaces",
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEDA_NAMESPACE}},
-            )
-        probe = free_port()
-        flags: dict[str, object] = {
-            "--metrics-bind-address": f"127.0.0.1:{free_port()}",
-            "--health-probe-bind-address": f"127.0.0.1:{probe}",
-            # KEDA's gRPC service for its metrics adapter, which is not run here:
-            # with maxReplicaCount 1 no HorizontalPodAutoscaler ever asks for metrics.
-            "--metrics-service-bind-address": f"127.0.0.1:{free_port()}",
-            "--cert-dir": self._pki.keda_cert_dir,
-            # In a cluster KEDA manages its certificates, webhook and APIService
-            # objects; here there are none of those to manage.
-            "--enable-cert-rotation": "false",
-            "--enable-webhook-patching": "false",
-            "--enable-apiservice-patching": "false",
-            "--zap-log-level": "info",
-        }
-        env = {
-            "KUBECONFIG": str(self.kubeconfig),
-            "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NAMESPACE,
-            "POD_NAMESPACE": KEDA_NAMESPACE,
-            "WATCH_NAMESPACE": "",  # all namespaces
-            "HOME": str(self.workdir),
-        }
-        argv = _argv(assets.keda_dir() / "keda-operator", flags)
-        keda = Component("keda-operator", argv, self.workdir / "logs", env=env)
-        keda.start()
         if self._keda in self.components:
             self.components.remove(self._keda)
-        self.components.append(keda)
-        self._keda = keda
-        keda.wait_until(lambda: http_ok(f"http://127.0.0.1:{probe}/readyz"), 120, "ready")
+        self._keda = launch_keda(self)
+        self.components.append(self._keda)
 
     def stop_keda(self) -> None:
         if self._keda is not None:
@@ -288,50 +253,16 @@ class LocalCluster:
 
     def start_redis(self) -> None:
         """(Re)start redis-server on the same port; tests stop it to simulate an outage."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise ComponentFailed(
-                "redis-server not found: install it (apt-get install redis-server)"
-            )
         if self._redis is not None and self._redis.running():
             return
-        config = self.workdir / "redis.conf"
-        # The password goes into a 0600 file rather than argv, where ps would show it.
-        config.write_text(
-            "bind 127.0.0.1\n"
-            f"port {self.redis_port}\n"
-            f"requirepass {self.redis_password}\n"
-            # Keyspace events for lists (and DEL, when one empties), which the
-            # operator listens to for fast wakes: what the README recommends.
-            "notify-keyspace-events Kgl\n"
-            # Append-only, so a stop/start (an outage in tests) keeps the data
-            # as a real Redis restart would.
-            'save ""\nappendonly yes\nappendfsync always\n'
-            f"dir {self.workdir}\n"
-        )
-        config.chmod(0o600)
-        redis = Component("redis-server", [binary, str(config)], self.workdir / "logs")
-        redis.start()
         if self._redis in self.components:
             self.components.remove(self._redis)
-        self.components.insert(0, redis)
-        self._redis = redis
-        redis.wait_until(self._redis_ok, 30)
+        self._redis = launch_redis(self.workdir, self.redis_port, self.redis_password)
+        self.components.insert(0, self._redis)
 
     def stop_redis(self) -> None:
         if self._redis is not None:
             self._redis.stop()
-
-    def _redis_ok(self) -> bool:
-        with socket.create_connection((self.redis_host, self.redis_port), timeout=1) as sock:
-            sock.sendall(f"AUTH {self.redis_password}\r\nPING\r\n".encode())
-            reply = b""
-            while b"PONG" not in reply and len(reply) < 256:
-                chunk = sock.recv(256)
-                if not chunk:
-                    break
-                reply += chunk
-            return b"+OK" in reply and b"+PONG" in reply
 
     # -- Kubernetes API ------------------------------------------------------
 
@@ -396,35 +327,3 @@ class LocalCluster:
             )
         ]
         return len(ready) >= self.nodes
-
-
-def _argv(binary: Path, flags: dict[str, object]) -> list[str]:
-    """A command line from flag -> value, in the --flag=value form every component accepts."""
-    return [str(binary)] + [f"{flag}={value}" for flag, value in flags.items()]
-
-
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return bool(response.status == 200)
-
-
-def _https_insecure_ok(url: str) -> bool:
-    # kube-controller-manager and kube-scheduler serve /healthz with a
-    # self-signed certificate; only liveness matters here, not identity.
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with contextlib.closing(urllib.request.urlopen(url, context=ctx, timeout=2)) as response:
-        return bool(response.status == 200)
-
-
-def wait_for(condition: Any, timeout: float, interval: float = 0.2) -> Any:
-    """Poll until condition() is truthy; return its value or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
-        time.sleep(interval)

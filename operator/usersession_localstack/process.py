@@ -100,3 +100,8 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
+
+
+def argv(binary: Path, flags: dict[str, object]) -> list[str]:
+    """A command line from flag -> value, in the --flag=value form every component accepts."""
+    return [str(binary)] + [f"{flag}={value}" for flag, value in flags.items()]

@@ -17,7 +17,8 @@ from types import TracebackType
 
 from kubernetes import config
 
-from .cluster import LocalCluster, free_port, http_ok
+from .cluster import LocalCluster
+from .loopback import free_port, http_ok
 from .pods import PodRunner
 from .process import Component
 

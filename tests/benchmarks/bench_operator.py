@@ -18,7 +18,7 @@ import stack
 from kubernetes import client
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}

@@ -25,7 +25,7 @@ import requests
 import stack
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, wait_for
+from usersession_localstack.loopback import free_port, wait_for
 
 WORKER = Path(__file__).parents[2] / "examples" / "worker" / "worker.py"
 TOKEN = "bench-token-0123456789abcdef"

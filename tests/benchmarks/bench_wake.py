@@ -33,7 +33,7 @@ import stack
 from kubernetes import client, watch
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, wait_for
+from usersession_localstack.loopback import free_port, wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 

@@ -15,7 +15,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, wait_for
+from usersession_localstack.loopback import free_port, wait_for
 
 KOPF_ARGS = ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"]
 

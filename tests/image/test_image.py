@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, http_ok, wait_for
+from usersession_localstack.loopback import free_port, http_ok, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hack" / "image.sh"

@@ -18,7 +18,7 @@ from kubernetes.config import kube_config
 from support.namespaces import fresh_namespace
 from support.sessions import Api
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port
+from usersession_localstack.loopback import free_port
 
 
 @pytest.fixture(scope="session")

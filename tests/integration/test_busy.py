@@ -21,7 +21,7 @@ import redis
 from kubernetes import client
 
 from support.sessions import FAST_SCALING, Api, unique
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_localstack.pods import PodRunner
 from usersession_operator.model import processing_key
 from usersession_operator.sessionapi.messages import Message

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port
+from usersession_localstack.loopback import free_port
 
 OPERATOR = Path(sys.executable).with_name("usersession-operator")
 

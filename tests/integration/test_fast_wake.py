@@ -19,7 +19,7 @@ import redis
 
 from support.sessions import Api, unique
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 

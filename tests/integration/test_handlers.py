@@ -15,7 +15,7 @@ from kubernetes import watch
 
 from support.sessions import FAST_SCALING, IMAGE, Api, condition, unique
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 from usersession_operator.names import child_name
 

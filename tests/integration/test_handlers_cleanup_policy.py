@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.usefixtures("operator")

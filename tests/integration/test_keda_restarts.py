@@ -15,7 +15,7 @@ import redis
 
 from support.sessions import FAST_SCALING, Api, unique
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port
+from usersession_localstack.loopback import free_port
 from usersession_localstack.process import Component
 from usersession_localstack.stack import start_operator
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from kubernetes import client
 
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 import yaml
 
-from usersession_localstack.cluster import free_port
+from usersession_localstack.loopback import free_port
 from usersession_localstack.process import Component
 
 BINARY = shutil.which("prometheus")

@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_operator.builders import CHILD_KINDS
 from usersession_operator.model import GROUP, PLURAL, VERSION
 

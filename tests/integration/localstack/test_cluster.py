@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_localstack.manifests import install_crds
 
 WIDGET_CRD: dict[str, Any] = {

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from usersession_localstack.assets import REPO_ROOT
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 
 
 def _cache_dir() -> str:

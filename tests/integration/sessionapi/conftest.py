@@ -14,7 +14,7 @@ from kubernetes import client
 
 from support.namespaces import fresh_namespace
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_operator.sessionapi.app import create_app
 
 from .harness import ADMIN_TOKEN, ALICE_TOKEN, Http, Served, Worker, api_settings

@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, wait_for
+from usersession_localstack.loopback import free_port, wait_for
 
 from .harness import ALICE_TOKEN, TOKENS
 

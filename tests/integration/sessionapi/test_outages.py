@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import free_port, wait_for
+from usersession_localstack.loopback import free_port, wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 from usersession_operator.sessionapi.app import create_app
 

@@ -11,7 +11,7 @@ import redis
 from kubernetes import client
 
 from usersession_localstack import LocalCluster
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 from .harness import Http, Worker, create_sleeping

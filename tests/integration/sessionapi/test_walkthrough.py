@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from usersession_localstack.cluster import wait_for
+from usersession_localstack.loopback import wait_for
 
 from .harness import Http, Worker
 

@@ -1,0 +1,59 @@
+"""The real KEDA operator as a local process, for the local stack.
+
+It runs as it would in a cluster but for what a cluster gives it: a namespace
+of its own, a cert dir (from the stack's CA), and loopback ports. Its metrics
+adapter is not run: with maxReplicaCount 1 KEDA itself does every 0 <-> 1
+scaling and the HPA it creates never needs external metrics to act.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.error
+from typing import TYPE_CHECKING
+
+from . import assets
+from .loopback import free_port, http_ok
+from .process import Component, argv
+
+if TYPE_CHECKING:
+    from .cluster import LocalCluster
+
+KEDA_NAMESPACE = "keda"
+
+
+def launch_keda(cluster: LocalCluster) -> Component:
+    """Start keda-operator against the cluster and return it once it is ready."""
+    with contextlib.suppress(urllib.error.HTTPError):  # 409: there already
+        cluster.api(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEDA_NAMESPACE}},
+        )
+    probe = free_port()
+    flags: dict[str, object] = {
+        "--metrics-bind-address": f"127.0.0.1:{free_port()}",
+        "--health-probe-bind-address": f"127.0.0.1:{probe}",
+        # KEDA's gRPC service for its metrics adapter, which is not run here:
+        # with maxReplicaCount 1 no HorizontalPodAutoscaler ever asks for metrics.
+        "--metrics-service-bind-address": f"127.0.0.1:{free_port()}",
+        "--cert-dir": cluster.pki.keda_cert_dir,
+        # In a cluster KEDA manages its certificates, webhook and APIService
+        # objects; here there are none of those to manage.
+        "--enable-cert-rotation": "false",
+        "--enable-webhook-patching": "false",
+        "--enable-apiservice-patching": "false",
+        "--zap-log-level": "info",
+    }
+    env = {
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NAMESPACE,
+        "POD_NAMESPACE": KEDA_NAMESPACE,
+        "WATCH_NAMESPACE": "",  # all namespaces
+        "HOME": str(cluster.workdir),
+    }
+    command = argv(assets.keda_dir() / "keda-operator", flags)
+    keda = Component("keda-operator", command, cluster.workdir / "logs", env=env)
+    keda.start()
+    keda.wait_until(lambda: http_ok(f"http://127.0.0.1:{probe}/readyz"), 120, "ready")
+    return keda
