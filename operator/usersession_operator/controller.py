@@ -207,7 +207,7 @@ class Controller:
                 if desired["phase"] == Phase.RUNNING
                 else None
             )
-            if woken is not None:
+            if woken is not None and "lastWakeSeconds" in desired:
                 metrics.WAKE_SECONDS.observe(desired["lastWakeSeconds"])
 
     async def _warn(self, key: Key, body: Mapping[str, Any], reason: str, message: str) -> None:

@@ -22,6 +22,7 @@ from .pushscaler import PushScaler
 from .queues import QueueTarget, RedisQueues
 from .settings import OperatorSettings
 from .state import ClusterState, Key, QueueReading
+from .status import Phase
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ class Poller:
             self.state.queues[key] = reading
             if reading.busy and not (before is not None and before.busy):
                 self.push.work_arrived(key)
-                deployment = self.state.deployments.get(self.state.child_key(key)) or {}
-                if not (deployment.get("spec") or {}).get("replicas"):
+                # A wake is timed from here unless the session was already up. The
+                # written phase, not replicas: KEDA may have scaled before we looked.
+                phase = self.state.written_status.get(key, {}).get("phase")
+                if phase in (Phase.SLEEPING, Phase.WAKING):
                     self.state.wake_started.setdefault(key, now)

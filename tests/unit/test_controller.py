@@ -193,6 +193,7 @@ def _stream(controller: Controller) -> asyncio.Queue[bool]:
 def test_work_arriving_on_a_sleeping_session_is_pushed_once_and_timed(
     controller: Controller, kube: RecordingKube
 ) -> None:
+    _refresh(controller)  # written: Sleeping
     stream = _stream(controller)
     controller.poller._record({KEY: QueueReading(1, 0)})
     controller.poller._record({KEY: QueueReading(2, 0)})  # still busy: nothing new to say
@@ -219,10 +220,16 @@ def test_work_arriving_on_a_sleeping_session_is_pushed_once_and_timed(
 
 
 def test_work_on_a_running_session_is_pushed_but_not_timed_as_a_wake(
-    controller: Controller,
+    controller: Controller, kube: RecordingKube
 ) -> None:
     state = controller.state
     state.record_child(state.deployments, _child("Deployment", spec={"replicas": 1}), False)
+    ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    pod = _child("Pod", status=ready)
+    pod["metadata"]["name"] = f"{NAME}-abc"
+    state.record_pod(pod, deleted=False)
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Running"
     stream = _stream(controller)
     controller.poller._record({KEY: QueueReading(1, 0)})
     assert stream.qsize() == 1
