@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -105,3 +105,26 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
 def argv(binary: Path, flags: dict[str, object]) -> list[str]:
     """A command line from flag -> value, in the --flag=value form every component accepts."""
     return [str(binary)] + [f"{flag}={value}" for flag, value in flags.items()]
+
+
+@contextlib.contextmanager
+def environment(changes: Mapping[str, str | None]) -> Iterator[None]:
+    """os.environ with these variables set (None: unset) for the block, then as before.
+
+    For an operator run in this process (kopf's runner reads its settings from
+    the environment), so one test module's settings never leak into the next.
+    """
+    saved = {key: os.environ.get(key) for key in changes}
+    try:
+        for key, value in changes.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -7,7 +7,6 @@ this sits beside them and is imported as `stack`.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +15,7 @@ from kubernetes import client, config
 
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
+from usersession_localstack.process import environment
 
 KOPF_ARGS = ["run", "--standalone", "-A", "-m", "usersession_operator.handlers"]
 
@@ -46,26 +46,17 @@ def operator(cluster: LocalCluster, **settings: str) -> Iterator[KopfRunner]:
     """The real operator in this process, under kopf's runner; USERSESSION_* settings
     by keyword. Fresh metrics and health ports each time, so a benchmark can run it
     more than once; a failure inside it is raised, not swallowed."""
-    env = {
+    env: dict[str, str | None] = {
         "KUBECONFIG": str(cluster.kubeconfig),
         "USERSESSION_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
         "USERSESSION_METRICS_PORT": str(free_port()),
         "USERSESSION_LIVENESS_PORT": str(free_port()),
+        # The fast path only when this run asks for it.
+        "USERSESSION_PUSH_PORT": None,
+        "USERSESSION_PUSH_ADDRESS": None,
         **settings,
     }
-    saved = {key: os.environ.get(key) for key in [*env, "USERSESSION_PUSH_PORT"]}
-    saved.setdefault("USERSESSION_PUSH_ADDRESS", os.environ.get("USERSESSION_PUSH_ADDRESS"))
-    for key in ("USERSESSION_PUSH_PORT", "USERSESSION_PUSH_ADDRESS"):
-        os.environ.pop(key, None)  # only what this run asks for
-    os.environ.update(env)
-    try:
-        with KopfRunner(KOPF_ARGS, timeout=60) as runner:
-            yield runner
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment(env), KopfRunner(KOPF_ARGS, timeout=60) as runner:
+        yield runner
     if runner.exception is not None:
         raise runner.exception

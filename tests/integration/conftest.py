@@ -19,23 +19,20 @@ from support.namespaces import fresh_namespace
 from support.sessions import Api
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import free_port
+from usersession_localstack.process import environment
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster() as local:
-        previous = os.environ.get("KUBECONFIG"), kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-        # kopf (inside KopfRunner) and the kubernetes client both read this; the
-        # client library copies KUBECONFIG into a module constant at import time.
-        os.environ["KUBECONFIG"] = kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(local.kubeconfig)
+    with LocalCluster() as local, environment({"KUBECONFIG": str(local.kubeconfig)}):
+        # kopf (inside KopfRunner) and the kubernetes client both read KUBECONFIG;
+        # the client library copies it into a module constant at import time.
+        previous = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(local.kubeconfig)
         try:
             yield local
         finally:
-            kube_config.KUBE_CONFIG_DEFAULT_LOCATION = previous[1]
-            if previous[0] is None:
-                os.environ.pop("KUBECONFIG", None)
-            else:
-                os.environ["KUBECONFIG"] = previous[0]
+            kube_config.KUBE_CONFIG_DEFAULT_LOCATION = previous
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +73,6 @@ def operator(
 
         path = tmp_path_factory.mktemp("operator-identity") / "kubeconfig"
         env["KUBECONFIG"] = str(service_account_kubeconfig(cluster, path))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     args = [
         "run",
         "--standalone",
@@ -86,15 +81,8 @@ def operator(
         "-m",
         "usersession_operator.handlers",
     ]
-    try:
-        with KopfRunner(args, timeout=60) as runner:
-            yield runner
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment(env), KopfRunner(args, timeout=60) as runner:
+        yield runner
     assert runner.exception is None, runner.output
 
 
