@@ -8,6 +8,7 @@ come from polling.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -48,6 +49,7 @@ from .status import (
     Phase,
     compute_status,
     status_patch,
+    wake_start,
 )
 
 log = logging.getLogger(__name__)
@@ -183,7 +185,12 @@ class Controller:
             if body is None:
                 return
             previous = self.state.written_status.get(key, body.get("status") or {})
-            desired = compute_status(self._observe(key, body), previous)
+            obs = self._observe(key, body)
+            started = wake_start(obs, previous.get("phase"))
+            if started is not None and obs.wake_started is None:
+                self.state.wake_started[key] = started
+                obs = dataclasses.replace(obs, wake_started=started)
+            desired = compute_status(obs, previous)
             if desired["phase"] in (Phase.SUSPENDED, Phase.DEGRADED):
                 self.state.wake_started.pop(key, None)  # not a wake any more
             patch = status_patch(previous, desired)

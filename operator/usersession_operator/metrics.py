@@ -59,7 +59,7 @@ CLEANUPS = Counter(
 PHASES = tuple(Phase)
 WAKE_SECONDS = Histogram(
     "usersession_wake_duration_seconds",
-    "From work first seen on a sleeping session's lists to its pod Ready",
+    "From work first seen on a sleeping session (or its scale-up, if first) to its pod Ready",
     buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120),
     registry=REGISTRY,
 )

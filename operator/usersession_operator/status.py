@@ -133,6 +133,26 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
     return status
 
 
+def wake_start(obs: Observation, previous_phase: str | None) -> dt.datetime | None:
+    """When the wake under way began, or None when none is.
+
+    Work seen on a sleeping session's lists starts it (obs.wake_started). KEDA
+    polls Redis on its own, though, and can scale up before the operator has
+    seen the work: a session found scaled up while its written phase is still
+    Sleeping is waking too, since at least its pod's creation (or now, before
+    there is a pod). Only a lower bound, but a wake the operator saw late is
+    still a wake, and leaving it out would flatter the wake-latency figures.
+    """
+    if obs.wake_started is not None:
+        return obs.wake_started
+    replicas = int((obs.deployment or {}).get("spec", {}).get("replicas") or 0)
+    if previous_phase != Phase.SLEEPING or replicas < 1:
+        return None
+    pod = _current_pod(obs.pods)
+    created = _parse_time((pod or {}).get("metadata", {}).get("creationTimestamp"))
+    return min(created, obs.now) if created is not None else obs.now
+
+
 def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
     """A JSON merge patch turning `previous` into `desired`, or None when nothing changed.
 
@@ -290,15 +310,21 @@ def _last_activity(
     if not busy:
         return previous
     if previous is not None:
-        try:
-            last = dt.datetime.fromisoformat(previous.replace("Z", "+00:00"))
-        except ValueError:
-            last = None
-        if last is not None and last.tzinfo is None:
-            # The schema's date-time format admits a time without an offset.
-            last = last.replace(tzinfo=dt.UTC)
+        last = _parse_time(previous)
         # A time in the future (a clock that ran ahead, a hand edit) is not kept,
         # or it would never be refreshed until the clock caught up.
         if last is not None and dt.timedelta(0) <= obs.now - last < ACTIVITY_RESOLUTION:
             return previous
     return timestamp(obs.now)
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    """An RFC 3339 time as Kubernetes writes it, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # The schema's date-time format admits a time without an offset.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

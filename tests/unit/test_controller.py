@@ -15,6 +15,7 @@ import kopf
 import pytest
 from kubernetes.client import ApiException
 
+from usersession_operator import metrics
 from usersession_operator.builders import DEPLOYMENT
 from usersession_operator.controller import Controller
 from usersession_operator.names import INSTANCE_LABEL
@@ -217,6 +218,34 @@ def test_work_arriving_on_a_sleeping_session_is_pushed_once_and_timed(
     controller.poller._record({KEY: QueueReading(0, 0)})
     controller.poller._record({KEY: QueueReading(1, 0)})  # idle, then busy again: a new push
     assert stream.qsize() == 1
+
+
+def test_a_wake_keda_began_before_the_work_was_seen_is_timed_and_counted(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    _refresh(controller)  # written: Sleeping
+    wakes = _wakes_counted()
+    state = controller.state
+    # KEDA polled Redis first: the scale-up is the first the operator hears of it.
+    state.record_child(state.deployments, _child("Deployment", spec={"replicas": 1}), False)
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Waking"
+    assert KEY in state.wake_started
+    controller.poller._record({KEY: QueueReading(1, 0)})  # the work, seen late
+    pod = _child(
+        "Pod", status={"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    )
+    pod["metadata"]["name"] = f"{NAME}-abc"
+    state.record_pod(pod, deleted=False)
+    _refresh(controller)
+    assert kube.patches[-1]["phase"] == "Running"
+    assert kube.patches[-1]["lastWakeSeconds"] >= 0
+    assert _wakes_counted() == wakes + 1
+    assert KEY not in state.wake_started
+
+
+def _wakes_counted() -> float:
+    return metrics.REGISTRY.get_sample_value("usersession_wake_duration_seconds_count") or 0.0
 
 
 def test_work_on_a_running_session_is_pushed_but_not_timed_as_a_wake(

@@ -16,6 +16,7 @@ from usersession_operator.status import (
     Phase,
     compute_status,
     status_patch,
+    wake_start,
 )
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, 0, tzinfo=dt.UTC)
@@ -898,6 +899,27 @@ def test_a_wake_is_timed_from_work_first_seen_to_running() -> None:
     assert "lastWakeSeconds" not in compute_status(waking, {})
     asleep = compute_status(observe(queue_depth=0), {"lastWakeSeconds": 0.8})
     assert asleep["lastWakeSeconds"] == 0.8
+
+
+def test_a_wake_keda_began_before_the_operator_saw_the_work_still_counts() -> None:
+    # Written Sleeping, found scaled up with no work seen yet: KEDA read the queue
+    # first. The wake began no later than the pod's creation.
+    scaled = observe(deployment_=deployment(replicas=1), pods=[pod(ready=False)])
+    assert wake_start(scaled, "Sleeping") == dt.datetime(2025, 3, 14, 11, 58, tzinfo=dt.UTC)
+    # Before the pod exists: from now, when the scale-up is seen.
+    assert wake_start(observe(deployment_=deployment(replicas=1)), "Sleeping") == NOW
+    # Work seen first gives the earlier, true start.
+    seen = NOW - dt.timedelta(seconds=9)
+    assert wake_start(observe(wake_started=seen, pods=[pod()]), "Sleeping") == seen
+
+
+def test_no_wake_without_a_sleeping_session_scaled_up() -> None:
+    up = observe(deployment_=deployment(replicas=1), pods=[pod()])
+    # A pod replaced while the session ran is a restart, not a wake.
+    assert wake_start(up, "Running") is None
+    assert wake_start(up, "Waking") is None
+    assert wake_start(up, None) is None
+    assert wake_start(observe(), "Sleeping") is None  # still at zero
 
 
 def test_redis_reachable_after_a_poll() -> None:
