@@ -1,7 +1,7 @@
 """The real KEDA operator as a local process, for the local stack.
 
 It runs as it would in a cluster but for what a cluster gives it: a namespace
-of its own, a cert dir (from the stack's CA), and loopback ports. Its metrics
+of its own, a cert dir and a trusted CA dir (the stack's CA), and loopback ports. Its metrics
 adapter is not run: with maxReplicaCount 1 KEDA itself does every 0 <-> 1
 scaling and the HPA it creates never needs external metrics to act.
 """
@@ -38,6 +38,9 @@ def launch_keda(cluster: LocalCluster) -> Component:
         # with maxReplicaCount 1 no HorizontalPodAutoscaler ever asks for metrics.
         "--metrics-service-bind-address": f"127.0.0.1:{free_port()}",
         "--cert-dir": cluster.pki.keda_cert_dir,
+        # As a cluster admin mounts a CA into /custom/ca: KEDA then trusts the
+        # operator's push server when it speaks TLS.
+        "--ca-dir": cluster.pki.keda_ca_dir,
         # In a cluster KEDA manages its certificates, webhook and APIService
         # objects; here there are none of those to manage.
         "--enable-cert-rotation": "false",

@@ -29,6 +29,8 @@ class Pki:
     sa_key: Path  # service-account token signing key (private)
     sa_pub: Path
     keda_cert_dir: Path  # tls.crt, tls.key, ca.crt: KEDA's --cert-dir (its gRPC metrics service)
+    keda_ca_dir: Path  # ca.crt alone: KEDA's --ca-dir, the CAs its scalers trust
+    push_tls_dir: Path  # tls.crt, tls.key: the operator's push server (USERSESSION_PUSH_TLS_DIR)
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -132,6 +134,13 @@ def make_pki(directory: Path) -> Pki:
         ExtendedKeyUsageOID.SERVER_AUTH,
         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
+    # Whoever serves the fast-wake path on loopback: the operator, here.
+    push_cert, push_key = leaf(
+        "usersession-operator-push",
+        None,
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
     sa_key = _key()
 
     pki = Pki(
@@ -143,6 +152,8 @@ def make_pki(directory: Path) -> Pki:
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
         keda_cert_dir=directory / "keda",
+        keda_ca_dir=directory / "keda-trusted",
+        push_tls_dir=directory / "push",
     )
     _write_cert(pki.ca_cert, ca_cert)
     _write_cert(pki.server_cert, server_cert)
@@ -154,6 +165,11 @@ def make_pki(directory: Path) -> Pki:
     _write_cert(pki.keda_cert_dir / "ca.crt", ca_cert)
     _write_cert(pki.keda_cert_dir / "tls.crt", keda_cert)
     _write_key(pki.keda_cert_dir / "tls.key", keda_key)
+    pki.keda_ca_dir.mkdir(exist_ok=True)
+    _write_cert(pki.keda_ca_dir / "ca.crt", ca_cert)
+    pki.push_tls_dir.mkdir(exist_ok=True)
+    _write_cert(pki.push_tls_dir / "tls.crt", push_cert)
+    _write_key(pki.push_tls_dir / "tls.key", push_key)
     pki.sa_pub.write_bytes(
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -82,6 +82,8 @@ class Stack:
                 logs,
                 USERSESSION_PUSH_PORT=str(push),
                 USERSESSION_PUSH_ADDRESS=f"127.0.0.1:{push}",
+                # KEDA trusts the stack's CA, as a cluster's KEDA would its issuer's.
+                USERSESSION_PUSH_TLS_DIR=str(cluster.pki.push_tls_dir),
             )
         )
         common = {

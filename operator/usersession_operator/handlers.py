@@ -54,6 +54,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["controller"] = controller
     if config.push_port and "push_server" not in memo:
         memo["push_server"] = await _serve_push(controller, config)
+        metrics.PUSH_STREAMS.set_function(controller.poller.push.streams)
     poller = controller.poller
     memo["poller"] = asyncio.create_task(poller.poll_forever(), name="redis-poller")
     memo["reactor"] = asyncio.create_task(poller.react_forever(), name="keyspace-reactor")
@@ -84,7 +85,11 @@ def _serve_metrics(config: OperatorSettings) -> Any:
 
 async def _serve_push(controller: Controller, config: OperatorSettings) -> Any:
     try:
-        return await pushscaler.serve(controller.poller.push, config.listen_host, config.push_port)
+        return await pushscaler.serve(
+            controller.poller.push, config.listen_host, config.push_port, config.push_tls_dir
+        )
+    except ValueError as exc:
+        raise kopf.PermanentError(f"USERSESSION_PUSH_TLS_DIR: {exc}") from exc
     except (OSError, RuntimeError) as exc:  # grpc reports a taken port as RuntimeError
         raise kopf.PermanentError(
             f"cannot serve the external-push scaler on {config.listen_host}:{config.push_port}"

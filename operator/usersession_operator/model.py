@@ -103,6 +103,7 @@ class Session:
     redis: RedisTarget
     # Where KEDA reaches the operator's external-push scaler; None: no fast path.
     push_address: str | None = None
+    push_tls: bool = False  # whether KEDA must dial it with TLS
 
 
 def default_queue_name(namespace: str, name: str) -> str:
@@ -192,6 +193,7 @@ def session_from_body(body: Mapping[str, Any], settings: OperatorSettings) -> Se
         ),
         redis=_redis(_mapping(spec.get("redis"), "spec.redis"), settings),
         push_address=settings.push_address,
+        push_tls=settings.push_tls_dir is not None,
     )
 
 

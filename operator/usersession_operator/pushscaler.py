@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -96,15 +98,69 @@ class PushScaler(pb_grpc.ExternalScalerServicer):
         return pb.GetMetricsResponse(metricValues=[value])
 
 
-async def serve(scaler: PushScaler, host: str, port: int) -> grpc.aio.Server:
-    """Start the gRPC server; raises OSError-like errors if the port is taken."""
+async def serve(
+    scaler: PushScaler, host: str, port: int, tls_dir: str | None = None
+) -> grpc.aio.Server:
+    """Start the gRPC server, with TLS when tls_dir is given.
+
+    Raises OSError-like errors if the port is taken, and ValueError naming the
+    file when tls_dir does not hold a usable certificate and key.
+    """
     # Without SO_REUSEPORT (on by default in gRPC) a second operator on the same
     # port fails to start instead of silently sharing KEDA's streams.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ExternalScalerServicer_to_server(scaler, server)  # type: ignore[no-untyped-call]
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if tls_dir is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, tls_credentials(Path(tls_dir)))
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
+        raise OSError(f"cannot listen on {address}")
     await server.start()
-    log.info("external-push scaler listening on %s:%s", host, port)
+    log.info("external-push scaler listening on %s (%s)", address, "TLS" if tls_dir else "plain")
     return server
+
+
+def tls_credentials(directory: Path) -> grpc.ServerCredentials:
+    """TLS from tls.crt and tls.key in directory, read again at each new connection.
+
+    A renewed certificate (cert-manager rewrites the mounted Secret in place) is
+    served from the next connection on, with no restart; a half-written or broken
+    pair is logged and the last good one kept. The first pair must be good.
+    """
+    current = _read_pair(directory)
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        nonlocal current
+        try:
+            pair = _read_pair(directory)
+        except (OSError, ValueError) as exc:
+            log.warning("push TLS: keeping the current certificate: %s", exc)
+            return None
+        if pair == current:
+            return None
+        current = pair
+        log.info("push TLS: serving the renewed certificate from %s", directory)
+        return _configuration(pair)
+
+    return grpc.dynamic_ssl_server_credentials(_configuration(current), fetch)
+
+
+def _read_pair(directory: Path) -> tuple[bytes, bytes]:
+    """(key, certificate chain) as PEM, checked to belong together."""
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    try:
+        chain = cert.read_bytes()
+        pair = key.read_bytes(), chain
+        # The same check a TLS server makes, before a client finds out the hard way.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ValueError(f"{cert} and {key} are not a PEM certificate and its key: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {exc.filename or directory}: {exc.strerror}") from None
+    return pair
+
+
+def _configuration(pair: tuple[bytes, bytes]) -> grpc.ServerCertificateConfiguration:
+    return grpc.ssl_server_certificate_configuration([pair])

@@ -62,6 +62,10 @@ class OperatorSettings:
     # trigger only when push_address is set; their redis triggers stay either way.
     push_port: int = 0
     push_address: str | None = None
+    # A directory holding tls.crt and tls.key (a kubernetes.io/tls Secret mounted
+    # as files): the push server then speaks TLS, and ScaledObjects ask KEDA for it.
+    # KEDA verifies the certificate against its trusted CAs (its --ca-dir).
+    push_tls_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -100,4 +104,5 @@ class OperatorSettings:
             metrics_port=number("METRICS_PORT", defaults.metrics_port, int),
             push_port=number("PUSH_PORT", defaults.push_port, int),
             push_address=env.get(ENV_PREFIX + "PUSH_ADDRESS") or None,
+            push_tls_dir=env.get(ENV_PREFIX + "PUSH_TLS_DIR") or None,
         )

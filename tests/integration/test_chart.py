@@ -138,6 +138,27 @@ def test_fast_wake_service_and_settings_render_together_or_not_at_all() -> None:
     assert not [e for e in container["env"] if e["name"].startswith("USERSESSION_PUSH")]
 
 
+def test_fast_wake_tls_mounts_the_secret_where_the_operator_reads_it() -> None:
+    def operator_pod(*flags: str) -> dict[str, Any]:
+        [deployment] = [d for d in render(*flags) if d["kind"] == "Deployment"]
+        return deployment["spec"]["template"]["spec"]
+
+    pod = operator_pod("--set", "fastWake.tls.secretName=push-cert")
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "push-tls"]
+    assert env["USERSESSION_PUSH_TLS_DIR"] == mount["mountPath"]
+    assert mount["readOnly"] is True and "subPath" not in mount  # renewals reach the pod
+    [volume] = [v for v in pod["volumes"] if v["name"] == "push-tls"]
+    assert volume["secret"]["secretName"] == "push-cert"
+
+    for flags in ((), ("--set", "fastWake.enabled=false,fastWake.tls.secretName=push-cert")):
+        pod = operator_pod(*flags)
+        [container] = pod["containers"]
+        assert "USERSESSION_PUSH_TLS_DIR" not in {e["name"] for e in container["env"]}
+        assert "push-tls" not in {v["name"] for v in pod["volumes"]}
+
+
 def can_i(kubeconfig: Path, verb: str, resource: str) -> bool:
     """`kubectl auth can-i` as the account in kubeconfig, in namespace default."""
     result = subprocess.run(

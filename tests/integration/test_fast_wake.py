@@ -10,35 +10,23 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from support.sessions import Api, unique
+from support.sessions import SLOW_KEDA, Api, operator_metric, unique
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 
 OPERATOR_ENV = {"USERSESSION_POLL_INTERVAL": "10"}
-SLOW_KEDA = {"pollingIntervalSeconds": 300, "idleTimeoutSeconds": 5}
 
 
 def _sleeping(api: Api, ns: str) -> tuple[str, str]:
-    name = unique()
-    api.create(ns, name, scaling=SLOW_KEDA)
-    status = api.wait_status(
-        ns,
-        name,
-        lambda s: (
-            s.get("phase") == "Sleeping"
-            and any(c["type"] == "ScalerReady" and c["status"] == "True" for c in s["conditions"])
-        ),
-    )
-    return name, status["queueName"]
+    return api.create_sleeping(ns, unique(), SLOW_KEDA)
 
 
 def _wake(api: Api, rds: redis.Redis, ns: str, name: str, queue: str, timeout: float) -> float:
@@ -57,10 +45,7 @@ def notifications_off(rds: redis.Redis) -> Iterator[None]:
 
 
 def _metric(name: str) -> float:
-    port = os.environ["USERSESSION_METRICS_PORT"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text: str = response.read().decode()
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+    return operator_metric(os.environ["USERSESSION_METRICS_PORT"], name)
 
 
 def test_work_wakes_a_session_in_about_a_second_through_the_push_path(

@@ -13,26 +13,32 @@ from pathlib import Path
 import pytest
 import redis
 
-from support.sessions import FAST_SCALING, Api, unique
+from support.sessions import FAST_SCALING, SLOW_KEDA, Api, operator_metric, unique
 from usersession_localstack import LocalCluster
-from usersession_localstack.loopback import free_port
+from usersession_localstack.loopback import free_port, wait_for
 from usersession_localstack.process import Component
 from usersession_localstack.stack import start_operator
 
+Start = Callable[..., Component]
+
 
 @pytest.fixture
-def operator_process(cluster: LocalCluster, tmp_path: Path) -> Iterator[Callable[[], Component]]:
+def operator_process(cluster: LocalCluster, tmp_path: Path) -> Iterator[Start]:
+    """Starts the operator; keyword USERSESSION_* settings override the defaults."""
     started: list[Component] = []
 
     push = free_port()  # the same across restarts: KEDA keeps dialling one address
 
-    def start() -> Component:
+    def start(**settings: str) -> Component:
         operator = start_operator(
             cluster,
             tmp_path,
-            USERSESSION_POLL_INTERVAL="1",
-            USERSESSION_PUSH_PORT=str(push),
-            USERSESSION_PUSH_ADDRESS=f"127.0.0.1:{push}",
+            **{
+                "USERSESSION_POLL_INTERVAL": "1",
+                "USERSESSION_PUSH_PORT": str(push),
+                "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
+                **settings,
+            },
         )
         started.append(operator)
         return operator
@@ -47,7 +53,7 @@ def test_operator_and_keda_restarted_midway_lose_nothing(
     session_namespace: str,
     rds: redis.Redis,
     cluster: LocalCluster,
-    operator_process: Callable[[], Component],
+    operator_process: Start,
 ) -> None:
     operator = operator_process()
     ns, name = session_namespace, unique()
@@ -85,7 +91,7 @@ def test_with_the_operator_down_sessions_still_wake_through_kedas_own_poll(
     api: Api,
     session_namespace: str,
     rds: redis.Redis,
-    operator_process: Callable[[], Component],
+    operator_process: Start,
 ) -> None:
     """The fast path may only add speed: without it, the redis triggers still work."""
     operator = operator_process()
@@ -102,3 +108,47 @@ def test_with_the_operator_down_sessions_still_wake_through_kedas_own_poll(
 
     operator_process()
     api.wait_status(ns, name, lambda s: s.get("phase") == "Running" and s.get("queueDepth") == 1)
+
+
+def test_the_tls_fast_path_reconnects_after_the_operator_restarts(
+    api: Api,
+    session_namespace: str,
+    rds: redis.Redis,
+    cluster: LocalCluster,
+    operator_process: Start,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """KEDA polls these lists every 300 s, so a wake in seconds is the push path,
+    here over TLS (KEDA trusts the stack's CA through its --ca-dir)."""
+    tls = {"USERSESSION_PUSH_TLS_DIR": str(cluster.pki.push_tls_dir)}
+    metrics = free_port()
+    operator = operator_process(USERSESSION_METRICS_PORT=str(metrics), **tls)
+    ns = session_namespace
+    before, after = (api.create_sleeping(ns, unique(), SLOW_KEDA) for _ in range(2))
+    scaled = api.child("ScaledObject", ns, before[0])
+    assert scaled is not None
+    assert scaled["spec"]["triggers"][2]["metadata"]["enableTLS"] == "true"
+
+    def connected(port: int) -> bool:
+        return operator_metric(port, "usersession_push_streams") >= 2
+
+    wait_for(lambda: connected(metrics), 60)
+    rds.lpush(before[1], '{"type": "wake"}')
+    api.wait_replicas(ns, before[0], 1, timeout=10)
+
+    operator.stop()
+    stopped = time.monotonic()
+    metrics = free_port()
+    operator_process(USERSESSION_METRICS_PORT=str(metrics), **tls)
+    restarted = time.monotonic() - stopped
+    # KEDA redials with a backoff of its own (2 s, doubling to a minute).
+    wait_for(lambda: connected(metrics), 120)
+    reconnected = time.monotonic() - stopped
+    started = time.monotonic()
+    rds.lpush(after[1], '{"type": "wake"}')
+    api.wait_replicas(ns, after[0], 1, timeout=10)
+    with capsys.disabled():
+        print(
+            f"\noperator restarted in {restarted:.1f} s; KEDA's streams back"
+            f" {reconnected:.1f} s after the stop; then a wake over TLS took {time.monotonic() - started:.2f} s"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,15 @@ IMAGE = "registry.example.com/session-worker:0.1.0"
 # KEDA polls every second and lets a session sleep after five idle seconds, so
 # tests where KEDA is the actor take seconds, not minutes.
 FAST_SCALING = {"pollingIntervalSeconds": 1, "idleTimeoutSeconds": 5}
+# KEDA polls only every 5 minutes: a wake within seconds can only be the push path.
+SLOW_KEDA = {"pollingIntervalSeconds": 300, "idleTimeoutSeconds": 5}
+
+
+def operator_metric(port: int | str, name: str) -> float:
+    """The sum of an operator metric's unlabelled samples, read from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text: str = response.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
 class Api:
@@ -60,6 +70,24 @@ class Api:
                 return None
             raise
         return found
+
+    def create_sleeping(
+        self, namespace: str, name: str, scaling: dict[str, int]
+    ) -> tuple[str, str]:
+        """Create a session and wait until it sleeps with KEDA ready; (name, queue)."""
+        self.create(namespace, name, scaling=scaling)
+        status = self.wait_status(
+            namespace,
+            name,
+            lambda s: (
+                s.get("phase") == "Sleeping"
+                and any(
+                    c["type"] == "ScalerReady" and c["status"] == "True"
+                    for c in s.get("conditions", [])
+                )
+            ),
+        )
+        return name, status["queueName"]
 
     def wait_status(
         self,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -45,6 +46,16 @@ def test_minimal_body_gets_schema_defaults_and_settings_redis(
         (),
     )
     assert not (workload.resources or workload.node_selector or workload.pod_labels)
+
+
+def test_the_fast_wake_path_and_its_tls_come_from_the_operator_settings(
+    make_body: MakeBody, settings: OperatorSettings
+) -> None:
+    plain = session_from_body(make_body(), settings)
+    assert (plain.push_address, plain.push_tls) == (None, False)
+    tls = replace(settings, push_address="uso.ops.svc:9443", push_tls_dir="/etc/push-tls")
+    session = session_from_body(make_body(), tls)
+    assert (session.push_address, session.push_tls) == ("uso.ops.svc:9443", True)
 
 
 def test_spec_values_win_over_defaults(make_body: MakeBody, settings: OperatorSettings) -> None:

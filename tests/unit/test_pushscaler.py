@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 import pytest
 
+from usersession_localstack.pki import make_pki
 from usersession_operator.externalscaler import externalscaler_pb2 as pb
 from usersession_operator.externalscaler import externalscaler_pb2_grpc as pb_grpc
-from usersession_operator.pushscaler import METRIC, PushScaler, serve
+from usersession_operator.pushscaler import METRIC, PushScaler, serve, tls_credentials
 from usersession_operator.state import ClusterState, QueueReading
 
 NS, NAME = "team-a", "alice"
@@ -114,3 +117,86 @@ def test_a_taken_port_is_refused_not_shared() -> None:
             await first.stop(grace=0)
 
     asyncio.run(main())
+
+
+# -- TLS: KEDA verifies the operator's certificate ----------------------------------
+
+
+def _tls_server(tls_dir: Path, scenario: Callable[[int], Awaitable[None]]) -> None:
+    async def main() -> None:
+        state = ClusterState()
+        state.upsert_session(BODY)
+        state.queues[(NS, NAME)] = QueueReading(1, 0)
+        port = _port()
+        server = await serve(PushScaler(state), "127.0.0.1", port, str(tls_dir))
+        try:
+            await scenario(port)
+        finally:
+            await server.stop(grace=0)
+
+    asyncio.run(main())
+
+
+async def _is_active(port: int, ca: Path | None) -> bool:
+    """IsActive over TLS trusting ca, or over plain gRPC when ca is None."""
+    target = f"localhost:{port}"
+    channel = (
+        grpc.aio.insecure_channel(target)
+        if ca is None
+        else grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(ca.read_bytes()))
+    )
+    async with channel:
+        stub = pb_grpc.ExternalScalerStub(channel)
+        return bool((await stub.IsActive(_ref(), timeout=5)).result)
+
+
+def test_with_tls_a_client_trusting_the_ca_is_answered_and_plain_grpc_is_not(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+
+    async def scenario(port: int) -> None:
+        assert await _is_active(port, pki.ca_cert) is True
+        with pytest.raises(grpc.aio.AioRpcError) as plain:
+            await _is_active(port, None)
+        assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
+        stranger = make_pki(tmp_path / "stranger")  # another CA: not trusted
+        with pytest.raises(grpc.aio.AioRpcError):
+            await _is_active(port, stranger.ca_cert)
+
+    _tls_server(pki.push_tls_dir, scenario)
+
+
+def test_a_renewed_certificate_is_served_from_the_next_connection_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    first, renewed = make_pki(tmp_path / "first"), make_pki(tmp_path / "renewed")
+    tls_dir = tmp_path / "mounted"
+    shutil.copytree(first.push_tls_dir, tls_dir)
+
+    async def scenario(port: int) -> None:
+        assert await _is_active(port, first.ca_cert)
+        # Half-written: the last good pair stays in service.
+        (tls_dir / "tls.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+        assert await _is_active(port, first.ca_cert)
+        for name in ("tls.crt", "tls.key"):
+            shutil.copy(renewed.push_tls_dir / name, tls_dir / name)
+        assert await _is_active(port, renewed.ca_cert)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await _is_active(port, first.ca_cert)
+
+    _tls_server(tls_dir, scenario)
+
+
+def test_an_unusable_certificate_directory_stops_the_server_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    with pytest.raises(ValueError, match=r"cannot read .*missing/tls\.crt"):
+        tls_credentials(tmp_path / "missing")
+    mismatched = tmp_path / "mismatched"
+    mismatched.mkdir()
+    shutil.copy(pki.push_tls_dir / "tls.crt", mismatched / "tls.crt")
+    shutil.copy(pki.admin_key, mismatched / "tls.key")  # someone else's key
+    with pytest.raises(ValueError, match=r"mismatched/tls\.crt and .* are not"):
+        tls_credentials(mismatched)

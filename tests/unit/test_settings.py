@@ -15,6 +15,7 @@ def test_defaults_without_environment() -> None:
     assert settings.poll_interval_seconds == 5.0
     assert settings.listen_host == "127.0.0.1"
     assert (settings.push_port, settings.push_address) == (0, None)  # fast path off
+    assert settings.push_tls_dir is None
 
 
 def test_environment_overrides() -> None:
@@ -28,9 +29,11 @@ def test_environment_overrides() -> None:
             "USERSESSION_METRICS_PORT": "0",
             "USERSESSION_PUSH_PORT": "9443",
             "USERSESSION_PUSH_ADDRESS": "uso.ops.svc:9443",
+            "USERSESSION_PUSH_TLS_DIR": "/etc/usersession-operator/push-tls",
         }
     )
     assert (settings.push_port, settings.push_address) == (9443, "uso.ops.svc:9443")
+    assert settings.push_tls_dir == "/etc/usersession-operator/push-tls"
     assert settings.namespaces == ("team-a", "team-b")
     assert settings.redis.address == "redis.example:6380"
     assert settings.redis.database == 3

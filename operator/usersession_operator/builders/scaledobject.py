@@ -62,13 +62,12 @@ def _push_trigger(session: Session) -> list[dict[str, Any]]:
     """
     if not session.push_address:
         return []
-    return [
-        {
-            "type": "external-push",
-            "name": PUSH_TRIGGER,
-            "metadata": {"scalerAddress": session.push_address},
-        }
-    ]
+    metadata = {"scalerAddress": session.push_address}
+    if session.push_tls:
+        # Server authentication only: KEDA checks the operator's certificate
+        # against the CAs it trusts, so no CA or key has to sit in every namespace.
+        metadata["enableTLS"] = "true"
+    return [{"type": "external-push", "name": PUSH_TRIGGER, "metadata": metadata}]
 
 
 def _redis_trigger(

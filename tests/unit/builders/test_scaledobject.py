@@ -72,6 +72,15 @@ def test_fast_wake_trigger_only_with_a_push_address(make_session: MakeSession) -
     }
 
 
+def test_fast_wake_over_tls_asks_keda_for_tls_and_names_no_certificate(
+    make_session: MakeSession,
+) -> None:
+    session = replace(make_session(), push_address="uso.ops.svc:9443", push_tls=True)
+    push = build_scaled_object(session)["spec"]["triggers"][2]
+    # KEDA verifies the server against its own trusted CAs: nothing per namespace.
+    assert push["metadata"] == {"scalerAddress": "uso.ops.svc:9443", "enableTLS": "true"}
+
+
 def test_suspended_session_is_paused_at_zero(make_session: MakeSession) -> None:
     manifest = build_scaled_object(make_session(suspend=True))
     assert manifest["metadata"]["annotations"] == {PAUSED: "0"}
