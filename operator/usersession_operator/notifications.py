@@ -10,6 +10,8 @@ Keyspace notifications are off in Redis by default. The operator never turns
 them on (it would be changing a shared server's configuration); it says once per
 server whether they are on. Enable with `notify-keyspace-events Kgl` (keyspace
 events, generic and list commands); without them, wakes go through the poll.
+The same connection also hears the work channel, where the session API names
+a list right after pushing to it: its messages wake at once either way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Mapping
 from redis.exceptions import ResponseError
 
 from .model import processing_key
-from .queues import QueueTarget, RedisConnections
+from .queues import QueueTarget, RedisConnections, work_channel
 from .state import Key
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ class KeyspaceWatcher:
         client, _ = await self.connections.client(self._targets[server], socket_timeout=None)
         await _say_whether_enabled(client, server)
         pubsub = client.pubsub()
+        work = work_channel(server[2])
+        await pubsub.subscribe(work)
         subscribed: set[str] = set()
         try:
             while server in self._channels:
@@ -102,8 +106,10 @@ class KeyspaceWatcher:
                     subscribed -= gone
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
                 while message is not None:
-                    channel = message["channel"]
-                    key = channels.get(channel.decode() if isinstance(channel, bytes) else channel)
+                    channel = _text(message["channel"])
+                    if channel == work:  # the data names the list, as a keyspace channel would
+                        channel = _keyspace_prefix(server[2]) + _text(message["data"])
+                    key = channels.get(channel)
                     if key is not None:
                         self.changed(key)
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
@@ -115,8 +121,12 @@ def _server(target: QueueTarget) -> Server:
     return target.host, target.port, target.database
 
 
+def _keyspace_prefix(database: int) -> str:
+    return f"__keyspace@{database}__:"
+
+
 def _add(channels: dict[Server, dict[str, Key]], key: Key, target: QueueTarget) -> None:
-    prefix = f"__keyspace@{target.database}__:"
+    prefix = _keyspace_prefix(target.database)
     of_server = channels.setdefault(_server(target), {})
     of_server[prefix + target.queue] = key
     of_server[prefix + processing_key(target.queue)] = key
@@ -135,7 +145,8 @@ async def _say_whether_enabled(client: object, server: Server) -> None:
     else:
         log.warning(
             "keyspace notifications are off on %s:%s (notify-keyspace-events=%r): sessions "
-            "wake at the next poll; enable them with notify-keyspace-events Kgl",
+            "wake at the next poll, unless the session API sent the message; enable them "
+            "with notify-keyspace-events Kgl",
             *server[:2],
             flags,
         )

@@ -4,6 +4,10 @@ Key layout of one session, all derived from its queue (list) name Q:
   Q               the list producers LPUSH to and KEDA measures
   Q:processing    where a worker parks a message it took (reliable-queue pattern)
   Q:reply:<id>    replies a worker posts back for a chat message
+and, per Redis database, one pub/sub channel:
+  usersession:work@<db>   the session API publishes Q there after pushing to Q,
+                          so the operator hears of the work even where keyspace
+                          notifications are off
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ PASSWORD_TTL = (
     300.0  # seconds; a rotated Secret is picked up within this, or at once on auth failure
 )
 TIMEOUT = 5.0  # seconds: connect, and any command that should not block
+
+
+def work_channel(database: int) -> str:
+    """The channel producers may PUBLISH a queue name on, after pushing to it."""
+    return f"usersession:work@{database}"
 
 
 def reply_key(queue: str, message_id: str) -> str:

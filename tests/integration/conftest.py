@@ -108,3 +108,12 @@ def rds(cluster: LocalCluster) -> Iterator[redis.Redis]:
     )
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def notifications_off(rds: redis.Redis) -> Iterator[None]:
+    """Redis without keyspace notifications, as it comes by default, for one test."""
+    before = rds.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    rds.config_set("notify-keyspace-events", "")
+    yield
+    rds.config_set("notify-keyspace-events", before)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,14 +33,6 @@ def _wake(api: Api, rds: redis.Redis, ns: str, name: str, queue: str, timeout: f
     rds.lpush(queue, '{"type": "wake"}')
     api.wait_replicas(ns, name, 1, timeout=timeout)
     return time.monotonic() - started
-
-
-@pytest.fixture
-def notifications_off(rds: redis.Redis) -> Iterator[None]:
-    before = rds.config_get("notify-keyspace-events")["notify-keyspace-events"]
-    rds.config_set("notify-keyspace-events", "")
-    yield
-    rds.config_set("notify-keyspace-events", before)
 
 
 def _metric(name: str) -> float:

@@ -7,6 +7,7 @@ password is picked up at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -21,12 +22,14 @@ from usersession_operator.queues import (
     SecretReader,
     describe,
     reply_key,
+    work_channel,
 )
 
 from .errors import redis_unavailable
 from .messages import Message, pending_key
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class SessionQueues:
@@ -69,7 +72,8 @@ class SessionQueues:
         return await self._run(target, llens)
 
     async def push(self, target: QueueTarget, message: Message, reply_ttl: int) -> None:
-        """LPUSH the message; for a chat, also mark it pending, in the same transaction."""
+        """LPUSH the message; for a chat, also mark it pending, in the same transaction.
+        Then tell the operator on the work channel, so the session wakes at once."""
 
         async def push(conn: aioredis.Redis) -> None:
             pipe = conn.pipeline(transaction=True)
@@ -77,6 +81,13 @@ class SessionQueues:
             if message.reply_to is not None:
                 pipe.set(pending_key(target.queue, message.id), message.sent_at, ex=reply_ttl)
             await pipe.execute()
+            # Outside the transaction: the message is safely queued whatever
+            # happens to this (an ACL without the channel, say), and the
+            # operator's keyspace events or poll find the work anyway.
+            try:
+                await conn.publish(work_channel(target.database), target.queue)
+            except RedisError as exc:
+                log.debug("no work signal for %s: %s", target.queue, describe(exc))
 
         await self._run(target, push)
 
