@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # Ready reasons saying the session will not wake: worth a Warning event when they appear.
 SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
+START_TIMEOUT = "StartTimeout"
 
 
 def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -23,7 +24,7 @@ def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tupl
     """
     after = ready_condition(desired)
     reason = after.get("reason")
-    if reason not in (SCALER_FAILED, REDIS_UNREACHABLE):
+    if reason not in (SCALER_FAILED, REDIS_UNREACHABLE, START_TIMEOUT):
         return None
     if ready_condition(previous).get("reason") == reason:
         return None

@@ -31,8 +31,10 @@ from .builders import (
 from .builders.scaledobject import PAUSED_REPLICAS_ANNOTATION
 from .conditions import new_warning
 from .drift import drifted
+from .expiry import expired
 from .kube import Kube, describe_api_error
 from .model import (
+    DEFAULT_START_TIMEOUT_SECONDS,
     InvalidSession,
     Session,
     default_queue_name,
@@ -64,7 +66,12 @@ class Controller:
         self.state = state or ClusterState()
         self.queues = RedisQueues(self._read_secret)
         self.poller = Poller(
-            settings, self.state, self.queues, self._live_session, self.refresh_status
+            settings,
+            self.state,
+            self.queues,
+            self._live_session,
+            self.refresh_status,
+            self.expire_idle,
         )
         self._locks: dict[Key, asyncio.Lock] = {}
         self._tables = {
@@ -191,8 +198,12 @@ class Controller:
                 self.state.wake_started[key] = started
                 obs = dataclasses.replace(obs, wake_started=started)
             desired = compute_status(obs, previous)
-            if desired["phase"] in (Phase.SUSPENDED, Phase.DEGRADED):
-                self.state.wake_started.pop(key, None)  # not a wake any more
+            reading = self.state.queues.get(key)
+            idle = reading is None or not reading.busy
+            if desired["phase"] == Phase.SUSPENDED or (desired["phase"] == Phase.SLEEPING and idle):
+                # Not a wake any more. A Degraded one is: its clock keeps running, so
+                # the start timeout and the wake's duration count what the user waits.
+                self.state.wake_started.pop(key, None)
             patch = status_patch(previous, desired)
             if patch is None:
                 return
@@ -229,9 +240,10 @@ class Controller:
 
     def _observe(self, key: Key, body: Mapping[str, Any]) -> Observation:
         try:
-            queue = session_from_body(body, self.settings).queue_name
+            session = session_from_body(body, self.settings)
+            queue, start_timeout = session.queue_name, session.start_timeout_seconds
         except InvalidSession:  # status still reports on an invalid session
-            queue = default_queue_name(*key)
+            queue, start_timeout = default_queue_name(*key), DEFAULT_START_TIMEOUT_SECONDS
         child_key = self.state.child_key(key)
         reading = self.state.queues.get(key)
         reconciled = self.state.reconciled.get(key)
@@ -249,6 +261,7 @@ class Controller:
             scaled_object=scaled_object,
             trigger_authentication=self.state.trigger_authentications.get(child_key),
             pods=list(self.state.pods.get(child_key, {}).values()),
+            start_timeout_seconds=start_timeout,
             queue_depth=reading.depth if reading else None,
             processing_depth=reading.processing if reading else None,
             wake_started=self.state.wake_started.get(key),
@@ -256,6 +269,32 @@ class Controller:
             reconcile_error=reconciled.error if reconciled else None,
             now=dt.datetime.now(dt.UTC),
         )
+
+    # -- expiry --------------------------------------------------------------------
+
+    async def expire_idle(self) -> None:
+        """Delete the sessions idle past their spec.expireAfterIdleSeconds (after a poll)."""
+        now = dt.datetime.now(dt.UTC)
+        for key, body in list(self.state.sessions.items()):
+            limit = (body.get("spec") or {}).get("expireAfterIdleSeconds")
+            if not isinstance(limit, int) or isinstance(limit, bool):
+                continue  # off, or refused by the schema already
+            status = self.state.written_status.get(key) or body.get("status") or {}
+            if expired(limit, body, status, self.state.queues.get(key), now):
+                await self._expire(key, body, limit)
+
+    async def _expire(self, key: Key, body: Mapping[str, Any], limit: int) -> None:
+        message = f"no activity for {limit}s (spec.expireAfterIdleSeconds): deleting the session"
+        log.info("UserSession %s/%s: %s", *key, message)
+        try:
+            await asyncio.to_thread(self.kube.post_event, body, "Normal", "Expired", message)
+            uid = str(body.get("metadata", {}).get("uid") or "")
+            await asyncio.to_thread(self.kube.delete_session, *key, uid)
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # gone, or replaced by a new one: nothing to do
+                log.warning("could not expire %s/%s: %s", *key, describe_api_error(exc))
+            return
+        metrics.EXPIRED.inc()
 
     # -- deletion ------------------------------------------------------------------
 

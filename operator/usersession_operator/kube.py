@@ -222,6 +222,19 @@ class Kube:
         )
         self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
 
+    def delete_session(self, namespace: str, name: str, uid: str) -> None:
+        """Delete a UserSession, only if it is still the one with this uid (not one
+        recreated under the same name meanwhile). Its finalizer then runs as usual."""
+        self.custom.delete_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+            _preload_content=False,
+        )
+
     def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         secret = self.core.read_namespaced_secret(name, namespace)
         return secret_value(secret, namespace, name, key)

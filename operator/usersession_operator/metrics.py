@@ -55,6 +55,11 @@ REDIS_POLL_ERRORS = Counter(
 CLEANUPS = Counter(
     "usersession_redis_cleanup_total", "Finalizer Redis cleanups", ["result"], registry=REGISTRY
 )
+EXPIRED = Counter(
+    "usersession_expired_total",
+    "Sessions deleted after spec.expireAfterIdleSeconds without activity",
+    registry=REGISTRY,
+)
 PUSH_STREAMS = Gauge(
     "usersession_push_streams",
     "KEDA's open fast-wake streams (one per ScaledObject while KEDA is connected)",

@@ -23,6 +23,10 @@ DEFAULT_ACTIVATION_LENGTH = 0
 DEFAULT_TARGET_LENGTH = 1
 DEFAULT_IDLE_TIMEOUT_SECONDS = 120
 DEFAULT_POLLING_INTERVAL_SECONDS = 10
+# A woken session whose pod is not Ready after this long is Degraded: longer than a
+# slow image pull on a cold node, shorter than anyone would wait for a reply.
+DEFAULT_START_TIMEOUT_SECONDS = 300
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DEFAULT_SECRET_KEY = "password"  # noqa: S105 (the key inside the Secret, not a password)
 # Kubernetes' own default. KEDA only scales a session down once nothing is in
 # flight, so this bounds a rollout or an eviction, not a normal sleep.
@@ -87,6 +91,16 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class WarmSchedule:
+    """Hours during which the session stays awake even when idle."""
+
+    timezone: str  # IANA name, e.g. Europe/Berlin
+    start: str  # HH:MM, inclusive
+    end: str  # HH:MM, after start on the same day
+    days: tuple[str, ...] = WEEKDAYS  # the days the window opens on
+
+
+@dataclass(frozen=True)
 class Session:
     namespace: str
     name: str
@@ -101,6 +115,10 @@ class Session:
     idle_timeout_seconds: int
     polling_interval_seconds: int
     redis: RedisTarget
+    start_timeout_seconds: int = DEFAULT_START_TIMEOUT_SECONDS
+    warm_schedules: tuple[WarmSchedule, ...] = ()
+    # Delete the session after this long without activity; None: never.
+    expire_after_idle_seconds: int | None = None
     # Where KEDA reaches the operator's external-push scaler; None: no fast path.
     push_address: str | None = None
     push_tls: bool = False  # whether KEDA must dial it with TLS
@@ -192,9 +210,47 @@ def session_from_body(body: Mapping[str, Any], settings: OperatorSettings) -> Se
             1,
         ),
         redis=_redis(_mapping(spec.get("redis"), "spec.redis"), settings),
+        start_timeout_seconds=_int(
+            scaling,
+            "startTimeoutSeconds",
+            DEFAULT_START_TIMEOUT_SECONDS,
+            "spec.scaling.startTimeoutSeconds",
+            1,
+        ),
+        warm_schedules=tuple(
+            _warm_schedule(_plain_dict(item, "spec.scaling.warmSchedules[]"))
+            for item in _list(scaling, "warmSchedules", "spec.scaling.warmSchedules")
+        ),
+        expire_after_idle_seconds=(
+            _int(spec, "expireAfterIdleSeconds", 0, "spec.expireAfterIdleSeconds", 1)
+            if spec.get("expireAfterIdleSeconds") is not None
+            else None
+        ),
         push_address=settings.push_address,
         push_tls=settings.push_tls_dir is not None,
     )
+
+
+def _warm_schedule(item: Mapping[str, Any]) -> WarmSchedule:
+    path = "spec.scaling.warmSchedules[]"
+    start, end = _clock(item, "start", path), _clock(item, "end", path)
+    if end <= start:
+        raise InvalidSession(f"{path}: end must be after start on the same day")
+    days = tuple(_list(item, "days", f"{path}.days")) or WEEKDAYS
+    unknown = [d for d in days if d not in WEEKDAYS]
+    if unknown:
+        raise InvalidSession(f"{path}.days: unknown day {unknown[0]!r} (use {', '.join(WEEKDAYS)})")
+    return WarmSchedule(_text(item, "timezone", f"{path}.timezone"), start, end, days)
+
+
+def _clock(item: Mapping[str, Any], key: str, path: str) -> str:
+    value = _text(item, key, f"{path}.{key}")
+    hours, sep, minutes = value.partition(":")
+    if not (sep and len(hours) == len(minutes) == 2 and (hours + minutes).isdigit()):
+        raise InvalidSession(f"{path}.{key} must be a time as HH:MM, got {value!r}")
+    if int(hours) > 23 or int(minutes) > 59:
+        raise InvalidSession(f"{path}.{key} must be a time as HH:MM, got {value!r}")
+    return value
 
 
 def _workload(workload: Mapping[str, Any]) -> Workload:

@@ -39,12 +39,14 @@ class Poller:
         queues: RedisQueues,
         live_session: Callable[[Key], Session | None],
         refresh_status: Callable[[Key], Awaitable[None]],
+        expire_idle: Callable[[], Awaitable[None]],
     ) -> None:
         self.settings = settings
         self.state = state
         self.queues = queues
         self.live_session = live_session
         self.refresh_status = refresh_status
+        self.expire_idle = expire_idle
         self.push = PushScaler(state)
         self.watcher = KeyspaceWatcher(queues.connections, self._list_changed)
         self.last_poll: float | None = None  # monotonic time of the last finished poll cycle
@@ -84,6 +86,8 @@ class Poller:
         self.watcher.sync(targets)
         for key in list(self.state.sessions):
             await self.refresh_status(key)
+        # After the refresh: expiry trusts only statuses that include this poll.
+        await self.expire_idle()
         phases = [s.get("phase") for s in self.state.written_status.values()]
         for phase in metrics.PHASES:
             metrics.SESSIONS.labels(phase).set(phases.count(phase))

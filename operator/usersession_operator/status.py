@@ -15,6 +15,7 @@ from typing import Any
 from .conditions import (
     REDIS_UNREACHABLE,
     SCALER_FAILED,
+    START_TIMEOUT,
     condition,
     keda_message,
     keda_ready,
@@ -22,6 +23,7 @@ from .conditions import (
     scaler_condition,
     timestamp,
 )
+from .model import DEFAULT_START_TIMEOUT_SECONDS
 
 
 class Phase(StrEnum):
@@ -76,6 +78,7 @@ class Observation:
     wake_started: dt.datetime | None = None
     redis_error: str | None = None
     reconcile_error: str | None = None
+    start_timeout_seconds: int = DEFAULT_START_TIMEOUT_SECONDS
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -119,7 +122,7 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
         status["lastWakeSeconds"] = round((obs.now - obs.wake_started).total_seconds(), 3)
     elif "lastWakeSeconds" in previous:
         status["lastWakeSeconds"] = previous["lastWakeSeconds"]
-    last_activity = _last_activity(obs, pod, previous.get("lastActivityTime"))
+    last_activity = _last_activity(obs, pod, previous)
     if last_activity is not None:
         status["lastActivityTime"] = last_activity
 
@@ -149,7 +152,7 @@ def wake_start(obs: Observation, previous_phase: str | None) -> dt.datetime | No
     if previous_phase != Phase.SLEEPING or replicas < 1:
         return None
     pod = _current_pod(obs.pods)
-    created = _parse_time((pod or {}).get("metadata", {}).get("creationTimestamp"))
+    created = parse_time((pod or {}).get("metadata", {}).get("creationTimestamp"))
     return min(created, obs.now) if created is not None else obs.now
 
 
@@ -238,6 +241,9 @@ def _phase(
     if pod is not None and _pod_ready(pod):
         return Phase.RUNNING, Phase.RUNNING, f"pod {pod['metadata']['name']} is ready"
     if desired >= 1:
+        late = _start_timed_out(obs, pod)
+        if late is not None:
+            return Phase.DEGRADED, START_TIMEOUT, late
         return Phase.WAKING, Phase.WAKING, "scaled up; waiting for the pod to become ready"
     return Phase.SLEEPING, Phase.SLEEPING, "scaled to zero; the next message on the queue wakes it"
 
@@ -291,6 +297,51 @@ def _stuck_reason(pod: Mapping[str, Any] | None, desired: int) -> tuple[str, str
     return None
 
 
+def _start_timed_out(obs: Observation, pod: Mapping[str, Any] | None) -> str | None:
+    """Why a woken session's pod is still not Ready after start_timeout_seconds, or None
+    while it still has time. The clock starts at the pod's creation, or, before there
+    is a pod, at the wake."""
+    created = parse_time((pod or {}).get("metadata", {}).get("creationTimestamp"))
+    started = created or obs.wake_started
+    if started is None:
+        return None
+    limit = obs.start_timeout_seconds
+    if (obs.now - started).total_seconds() < limit:
+        return None
+    # The limit, not the time waited: a message that changes each poll is a write each poll.
+    if pod is None:
+        return f"no pod within {limit}s of the wake: {_deployment_trouble(obs.deployment)}"
+    return f"pod {pod['metadata']['name']} not ready within {limit}s: {_held_back(pod)}"
+
+
+def _held_back(pod: Mapping[str, Any]) -> str:
+    """What keeps a pod from Ready, in the kubelet's or the scheduler's words."""
+    status = pod.get("status", {})
+    for cond in status.get("conditions", []) or []:
+        # The scheduler's reason: no node fits, an unbound claim, ...
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return f"{cond.get('reason') or 'Unschedulable'}: {cond.get('message') or ''}".strip()
+    for container in [
+        *(status.get("initContainerStatuses", []) or []),
+        *(status.get("containerStatuses", []) or []),
+    ]:
+        state = container.get("state") or {}
+        waiting = state.get("waiting") or {}
+        if waiting:
+            name, reason = container.get("name"), waiting.get("reason")
+            return f"container {name} waiting ({reason}) {waiting.get('message') or ''}".strip()
+        if "running" in state and not container.get("ready"):
+            return f"container {container.get('name')} running but not ready (readiness probe)"
+    return f"pod phase {status.get('phase') or 'Pending'}"
+
+
+def _deployment_trouble(deployment: Mapping[str, Any] | None) -> str:
+    for cond in (deployment or {}).get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return cond.get("message") or "the ReplicaSet cannot create the pod"
+    return "the Deployment has not created it"
+
+
 def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> bool:
     return any(
         c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
@@ -299,8 +350,12 @@ def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> bool:
 
 
 def _last_activity(
-    obs: Observation, pod: Mapping[str, Any] | None, previous: str | None
+    obs: Observation, pod: Mapping[str, Any] | None, previous_status: Mapping[str, Any]
 ) -> str | None:
+    """When the session was last seen busy: refreshed at most once a minute while it
+    is, and once more when it stops, so the idle time that expiry counts starts then."""
+    recorded = previous_status.get("lastActivityTime")
+    previous = recorded if isinstance(recorded, str) else None
     # Work in flight is activity too: a long task with an empty queue is busy.
     busy = (
         (obs.queue_depth or 0) > 0
@@ -308,9 +363,14 @@ def _last_activity(
         or (pod is not None and pod.get("status", {}).get("phase") == "Running")
     )
     if not busy:
-        return previous
+        was_busy = (
+            (previous_status.get("queueDepth") or 0) > 0
+            or (previous_status.get("processingDepth") or 0) > 0
+            or (previous_status.get("pod") or {}).get("phase") == "Running"
+        )
+        return timestamp(obs.now) if was_busy else previous
     if previous is not None:
-        last = _parse_time(previous)
+        last = parse_time(previous)
         # A time in the future (a clock that ran ahead, a hand edit) is not kept,
         # or it would never be refreshed until the clock caught up.
         if last is not None and dt.timedelta(0) <= obs.now - last < ACTIVITY_RESOLUTION:
@@ -318,7 +378,7 @@ def _last_activity(
     return timestamp(obs.now)
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
     """An RFC 3339 time as Kubernetes writes it, or None when it is not one."""
     if not isinstance(value, str):
         return None

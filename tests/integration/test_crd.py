@@ -61,6 +61,34 @@ def _rejected(sessions: client.CustomObjectsApi, namespace: str, body: dict[str,
             },
             "Duplicate value",
         ),
+        ({"scaling": {"startTimeoutSeconds": 0}}, "startTimeoutSeconds must be between 1"),
+        (
+            {"scaling": {"warmSchedules": [{"timezone": "UTC", "start": "22:00", "end": "06:00"}]}},
+            "split one that crosses midnight in two",
+        ),
+        (
+            {"scaling": {"warmSchedules": [{"timezone": "UTC", "start": "8am", "end": "17:00"}]}},
+            "start must be a time of day as HH:MM",
+        ),
+        (
+            {
+                "scaling": {
+                    "warmSchedules": [
+                        {"timezone": "UTC", "start": "08:00", "end": "17:00", "days": ["Monday"]}
+                    ]
+                }
+            },
+            'supported values: "Mon"',
+        ),
+        (
+            {
+                "scaling": {
+                    "warmSchedules": [{"timezone": "not a zone!", "start": "08:00", "end": "09:00"}]
+                }
+            },
+            "timezone must be an IANA name",
+        ),
+        ({"expireAfterIdleSeconds": 5}, "expireAfterIdleSeconds must be between 10 seconds"),
     ],
     ids=[
         "missing-userId",
@@ -71,6 +99,12 @@ def _rejected(sessions: client.CustomObjectsApi, namespace: str, body: dict[str,
         "address-without-port",
         "reserved-env",
         "duplicate-env",
+        "zero-start-timeout",
+        "warm-window-past-midnight",
+        "warm-window-bad-time",
+        "warm-window-bad-day",
+        "warm-window-bad-zone",
+        "expiry-too-short",
     ],
 )
 def test_bad_sessions_are_rejected_with_a_clear_message(
@@ -101,7 +135,12 @@ def test_defaults_and_printer_columns(
     created = sessions.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, _session("plain")
     )
-    assert created["spec"]["scaling"] == {"idleTimeoutSeconds": 120, "pollingIntervalSeconds": 10}
+    assert created["spec"]["scaling"] == {
+        "idleTimeoutSeconds": 120,
+        "pollingIntervalSeconds": 10,
+        "startTimeoutSeconds": 300,
+    }
+    assert "expireAfterIdleSeconds" not in created["spec"], "expiry is off unless asked for"
     assert created["spec"]["suspend"] is False
     assert "redis" not in created["spec"], "Redis defaults come from the operator, not the schema"
 

@@ -55,6 +55,9 @@ class RecordingKube:
         self.patches.append(copy.deepcopy(patch))
         self.calls.append(f"status {patch.get('phase')}")
 
+    def delete_session(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(f"delete {name} {uid}")
+
     def post_event(self, session: dict[str, Any], type_: str, reason: str, message: str) -> None:
         if self.event_error is not None:
             raise self.event_error
@@ -351,3 +354,24 @@ def test_the_finalizer_retries_while_redis_is_down_then_gives_up_naming_the_keys
     assert kube.events[-1][2] == "RedisCleanupAbandoned"
     queue = f"usersession:{NAMESPACE}:{NAME}"
     assert f"{queue}, {queue}:processing, {queue}:reply:*" in kube.events[-1][3]
+
+
+def test_an_idle_session_past_its_expiry_is_announced_then_deleted_once_asleep(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    state = controller.state
+    state.sessions[KEY]["spec"]["expireAfterIdleSeconds"] = 60
+    state.sessions[KEY]["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    state.queues[KEY] = QueueReading(0, 1)  # in flight: kept
+    _refresh(controller)
+    asyncio.run(controller.expire_idle())
+    assert not [c for c in kube.calls if c.startswith("delete")]
+
+    state.queues[KEY] = QueueReading(0, 0)
+    _refresh(controller)  # the work is done: activity ends now
+    asyncio.run(controller.expire_idle())
+    assert not [c for c in kube.calls if c.startswith("delete")]  # idle for 0 s only
+    state.written_status[KEY]["lastActivityTime"] = "2020-01-01T00:00:00Z"
+    asyncio.run(controller.expire_idle())
+    assert kube.calls[-2:] == ["event Expired", f"delete {NAME} u-1"]
+    assert kube.events[-1][1] == "Normal"

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 
 from usersession_operator.model import (
+    WEEKDAYS,
     InvalidSession,
     RedisTarget,
     SecretKeyRef,
     Session,
+    WarmSchedule,
     parse_address,
     session_from_body,
 )
@@ -199,3 +201,45 @@ def test_session_is_frozen(make_session: Callable[..., Session]) -> None:
     session = make_session()
     with pytest.raises(AttributeError):
         session.name = "other"  # type: ignore[misc]
+
+
+def test_lifecycle_fields_default_off_and_read_when_set(
+    make_body: MakeBody, settings: OperatorSettings
+) -> None:
+    plain = session_from_body(make_body(), settings)
+    assert (plain.start_timeout_seconds, plain.warm_schedules) == (300, ())
+    assert plain.expire_after_idle_seconds is None
+    body = make_body()
+    body["spec"]["expireAfterIdleSeconds"] = 3600
+    body["spec"]["scaling"] = {
+        "startTimeoutSeconds": 60,
+        "warmSchedules": [
+            {"timezone": "UTC", "start": "08:00", "end": "09:30", "days": ["Mon"]},
+            {"timezone": "Asia/Tokyo", "start": "00:00", "end": "23:59"},
+        ],
+    }
+    session = session_from_body(body, settings)
+    assert (session.start_timeout_seconds, session.expire_after_idle_seconds) == (60, 3600)
+    assert session.warm_schedules == (
+        WarmSchedule("UTC", "08:00", "09:30", ("Mon",)),
+        WarmSchedule("Asia/Tokyo", "00:00", "23:59", WEEKDAYS),
+    )
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ({"timezone": "UTC", "start": "9:00", "end": "10:00"}, "start must be a time as HH:MM"),
+        ({"timezone": "UTC", "start": "09:00", "end": "24:00"}, "end must be a time as HH:MM"),
+        ({"timezone": "UTC", "start": "22:00", "end": "06:00"}, "end must be after start"),
+        ({"timezone": "UTC", "start": "09:00", "end": "10:00", "days": ["Monday"]}, "'Monday'"),
+        ({"start": "09:00", "end": "10:00"}, "timezone is required"),
+    ],
+)
+def test_a_bad_warm_window_is_refused_with_its_path(
+    make_body: MakeBody, settings: OperatorSettings, window: dict[str, Any], message: str
+) -> None:
+    body = make_body()
+    body["spec"]["scaling"] = {"warmSchedules": [window]}
+    with pytest.raises(InvalidSession, match=message):
+        session_from_body(body, settings)

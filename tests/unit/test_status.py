@@ -1198,3 +1198,110 @@ def test_busy_session_writes_at_most_once_per_resolution() -> None:
     assert status_patch(written, compute_status(busy(later), written)) == {
         "lastActivityTime": ts(later)
     }
+
+
+# -- start timeout: a woken session that does not come up says why ------------------
+
+
+def test_a_pod_still_starting_within_the_start_timeout_is_waking() -> None:
+    starting = observe(
+        deployment_=deployment(replicas=1),
+        pods=[pod(phase="Pending", ready=False)],  # created 120 s ago
+        start_timeout_seconds=300,
+    )
+    assert compute_status(starting, {})["phase"] == "Waking"
+
+
+def test_an_unschedulable_pod_past_the_start_timeout_is_degraded_with_the_schedulers_words() -> (
+    None
+):
+    stuck = pod(phase="Pending", ready=False)
+    stuck["status"]["conditions"][0] = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+    }
+    status = compute_status(
+        observe(deployment_=deployment(replicas=1), pods=[stuck], start_timeout_seconds=60), {}
+    )
+    ready = condition(status, "Ready")
+    assert (status["phase"], ready["status"], ready["reason"]) == (
+        "Degraded",
+        "False",
+        "StartTimeout",
+    )
+    assert "not ready within 60s" in ready["message"]
+    assert "unbound immediate PersistentVolumeClaims" in ready["message"]
+    assert new_warning({}, status) == ("StartTimeout", ready["message"])
+    # It stays so without a new message each poll (a write each poll), and with no new event.
+    later = compute_status(
+        observe(
+            deployment_=deployment(replicas=1),
+            pods=[stuck],
+            start_timeout_seconds=60,
+            now=NOW + dt.timedelta(minutes=5),
+        ),
+        status,
+    )
+    assert status_patch(status, later) is None
+    assert new_warning(status, later) is None
+
+
+def test_a_pod_failing_its_readiness_probe_past_the_start_timeout_says_so() -> None:
+    unready = pod(ready=False)  # running, not ready
+    status = compute_status(
+        observe(deployment_=deployment(replicas=1), pods=[unready], start_timeout_seconds=60), {}
+    )
+    assert "running but not ready" in condition(status, "Ready")["message"]
+
+
+def test_no_pod_long_after_the_wake_names_the_replicasets_failure() -> None:
+    failing = deployment(replicas=1)
+    failing["status"]["conditions"].append(
+        {
+            "type": "ReplicaFailure",
+            "status": "True",
+            "reason": "FailedCreate",
+            "message": 'pods "alice-x" is forbidden: exceeded quota: pods',
+        }
+    )
+    status = compute_status(
+        observe(
+            deployment_=failing,
+            wake_started=NOW - dt.timedelta(seconds=400),
+            start_timeout_seconds=300,
+        ),
+        {},
+    )
+    ready = condition(status, "Ready")
+    assert ready["reason"] == "StartTimeout"
+    assert "exceeded quota" in ready["message"]
+    # Without a wake start or a pod there is no clock: Waking, not a guess.
+    assert compute_status(observe(deployment_=deployment(replicas=1)), {})["phase"] == "Waking"
+
+
+def test_a_timed_out_session_recovers_by_itself_when_its_pod_is_ready() -> None:
+    late = observe(
+        deployment_=deployment(replicas=1),
+        pods=[pod(ready=False)],
+        start_timeout_seconds=60,
+    )
+    degraded = compute_status(late, {})
+    assert degraded["phase"] == "Degraded"
+    ready = observe(deployment_=deployment(replicas=1, ready=1), pods=[pod()])
+    assert compute_status(ready, degraded)["phase"] == "Running"
+
+
+def test_the_end_of_activity_is_stamped_so_idle_time_counts_from_it() -> None:
+    busy_earlier = {
+        "queueDepth": 0,
+        "processingDepth": 1,
+        "lastActivityTime": "2025-03-14T11:59:30Z",
+    }
+    done = compute_status(observe(queue_depth=0, processing_depth=0), busy_earlier)
+    assert done["lastActivityTime"] == ts(NOW)
+    # Idle before and after: nothing new to say.
+    idle = {"queueDepth": 0, "processingDepth": 0, "lastActivityTime": "2025-03-14T11:00:00Z"}
+    still = compute_status(observe(queue_depth=0, processing_depth=0), idle)
+    assert still["lastActivityTime"] == "2025-03-14T11:00:00Z"

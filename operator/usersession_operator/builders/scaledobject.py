@@ -1,7 +1,9 @@
 """The KEDA ScaledObject that scales the session's Deployment between 0 and 1.
 
 Two redis triggers, both authenticated by the session's TriggerAuthentication:
-the queue (work waiting) and the processing list (work in flight).
+the queue (work waiting) and the processing list (work in flight); the
+operator's external-push trigger when fast wake is on; a cron trigger per warm
+schedule.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
-from usersession_operator.model import Session, processing_key
+from usersession_operator.model import WEEKDAYS, Session, WarmSchedule, processing_key
 from usersession_operator.names import COMPONENT_SCALER, child_name
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -49,6 +51,7 @@ def build_scaled_object(session: Session) -> dict[str, Any]:
                 ),
                 _redis_trigger(session, "in-flight", processing_key(session.queue_name), 1, 0),
                 *_push_trigger(session),
+                *(_warm_trigger(i, w) for i, w in enumerate(session.warm_schedules)),
             ],
         },
     }
@@ -68,6 +71,35 @@ def _push_trigger(session: Session) -> list[dict[str, Any]]:
         # against the CAs it trusts, so no CA or key has to sit in every namespace.
         metadata["enableTLS"] = "true"
     return [{"type": "external-push", "name": PUSH_TRIGGER, "metadata": metadata}]
+
+
+def _warm_trigger(index: int, window: WarmSchedule) -> dict[str, Any]:
+    """KEDA's cron trigger holds one replica from start to end, idle or not.
+
+    The queue triggers still count inside the window, and cooldownPeriod still
+    applies after it: a session busy at the end of its window stays up.
+    """
+    # Cron numbers days from Sunday = 0; WEEKDAYS starts on Monday.
+    days = (
+        "*"
+        if set(window.days) == set(WEEKDAYS)
+        else ",".join(str((WEEKDAYS.index(d) + 1) % 7) for d in window.days)
+    )
+
+    def cron(clock: str) -> str:
+        hours, minutes = clock.split(":")
+        return f"{int(minutes)} {int(hours)} * * {days}"
+
+    return {
+        "type": "cron",
+        "name": f"warm-{index}",
+        "metadata": {
+            "timezone": window.timezone,
+            "start": cron(window.start),
+            "end": cron(window.end),
+            "desiredReplicas": "1",
+        },
+    }
 
 
 def _redis_trigger(

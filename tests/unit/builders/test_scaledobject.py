@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from usersession_operator.builders.scaledobject import build_scaled_object
-from usersession_operator.model import Session
+from usersession_operator.model import Session, WarmSchedule
 
 MakeSession = Callable[..., Session]
 PAUSED = "autoscaling.keda.sh/paused-replicas"
@@ -101,3 +101,33 @@ def test_long_names_point_at_the_shortened_children(make_session: MakeSession) -
     assert manifest["spec"]["scaleTargetRef"]["name"] == name
     for trigger in manifest["spec"]["triggers"]:
         assert trigger["authenticationRef"]["name"] == name
+
+
+def test_each_warm_schedule_is_a_cron_trigger_holding_one_replica(
+    make_session: MakeSession,
+) -> None:
+    windows = (
+        WarmSchedule("Europe/Berlin", "08:30", "12:00", ("Mon", "Tue", "Wed", "Thu", "Fri")),
+        WarmSchedule("UTC", "07:05", "09:00", ("Sun",)),
+        WarmSchedule("America/New_York", "18:00", "23:59"),  # every day
+    )
+    session = replace(make_session(), warm_schedules=windows)
+    triggers = build_scaled_object(session)["spec"]["triggers"]
+    # After the redis triggers, which keep counting inside a window.
+    assert [t["type"] for t in triggers] == ["redis", "redis", "cron", "cron", "cron"]
+    assert [t["name"] for t in triggers[2:]] == ["warm-0", "warm-1", "warm-2"]
+    assert [t["metadata"] for t in triggers[2:]] == [
+        {
+            "timezone": "Europe/Berlin",
+            "start": "30 8 * * 1,2,3,4,5",
+            "end": "0 12 * * 1,2,3,4,5",
+            "desiredReplicas": "1",
+        },
+        {"timezone": "UTC", "start": "5 7 * * 0", "end": "0 9 * * 0", "desiredReplicas": "1"},
+        {
+            "timezone": "America/New_York",
+            "start": "0 18 * * *",
+            "end": "59 23 * * *",
+            "desiredReplicas": "1",
+        },
+    ]
