@@ -113,6 +113,11 @@ class Api:
         scale = self.apps.read_namespaced_deployment_scale(name, namespace)
         return int(scale.spec.replicas or 0)
 
+    def events(self, namespace: str, name: str) -> list[tuple[str, str, str]]:
+        """(type, reason, message) of the events about one object, oldest first."""
+        items = self.core.list_namespaced_event(namespace).items
+        return [(e.type, e.reason, e.message) for e in items if e.involved_object.name == name]
+
     def wait_replicas(self, namespace: str, name: str, replicas: int, timeout: float = 30) -> None:
         """Until KEDA (the only one that scales sessions) has set the Deployment's replicas."""
         try:
