@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # Ready reasons saying the session will not wake: worth a Warning event when they appear.
 SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
 START_TIMEOUT = "StartTimeout"
+STORAGE_NOT_BOUND, STORAGE_LOST = "StorageNotBound", "StorageLost"
 
 
 def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -24,7 +25,13 @@ def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tupl
     """
     after = ready_condition(desired)
     reason = after.get("reason")
-    if reason not in (SCALER_FAILED, REDIS_UNREACHABLE, START_TIMEOUT):
+    if reason not in (
+        SCALER_FAILED,
+        REDIS_UNREACHABLE,
+        START_TIMEOUT,
+        STORAGE_NOT_BOUND,
+        STORAGE_LOST,
+    ):
         return None
     if ready_condition(previous).get("reason") == reason:
         return None

@@ -21,6 +21,7 @@ from kubernetes.client import ApiException
 from . import metrics
 from .builders import (
     CHILD_KINDS,
+    CLAIM,
     DEPLOYMENT,
     SCALED_OBJECT,
     TRIGGER_AUTH,
@@ -78,6 +79,7 @@ class Controller:
             DEPLOYMENT: self.state.deployments,
             SCALED_OBJECT: self.state.scaled_objects,
             TRIGGER_AUTH: self.state.trigger_authentications,
+            CLAIM: self.state.claims,
         }
 
     # -- reconcile -----------------------------------------------------------
@@ -112,19 +114,24 @@ class Controller:
 
     async def _apply_child(self, kind: ChildKind, session: Session) -> None:
         """Apply one child in a worker thread; the state is only touched here, on the loop."""
+        manifest = kind.build(session)
+        if manifest is None:  # the session has none of these (a claim without storage)
+            return
         table = self._tables[kind]
         known = (session.namespace, child_name(session.name)) in table
-        live = await asyncio.to_thread(self._apply_blocking, kind, session, known)
+        live = await asyncio.to_thread(self._apply_blocking, kind, manifest, session, known)
         # Status can use the result at once instead of waiting for the watch event.
         self.state.record_child(table, live, deleted=False)
 
-    def _apply_blocking(self, kind: ChildKind, session: Session, known: bool) -> dict[str, Any]:
+    def _apply_blocking(
+        self, kind: ChildKind, manifest: dict[str, Any], session: Session, known: bool
+    ) -> dict[str, Any]:
         if kind != DEPLOYMENT:
-            return self.kube.apply(kind.build(session))
+            return self.kube.apply(manifest)
         name = child_name(session.name)
         exists = known or self.kube.get(DEPLOYMENT.kind, session.namespace, name)
         return self.kube.apply_deployment(
-            DEPLOYMENT.build(session),
+            manifest,
             initial_deployment(session),
             replicas_seed(session),
             exists=bool(exists),
@@ -141,7 +148,8 @@ class Controller:
         if key is None:
             return
         session = self._live_session(key)
-        if session is not None and (deleted or drifted(kind.build(session), body)):
+        wanted = kind.build(session) if session is not None else None
+        if session is not None and wanted is not None and (deleted or drifted(wanted, body)):
             log.info(
                 "restoring %s %s/%s of UserSession %s",
                 kind.kind,
@@ -242,8 +250,10 @@ class Controller:
         try:
             session = session_from_body(body, self.settings)
             queue, start_timeout = session.queue_name, session.start_timeout_seconds
+            claim_wanted = session.storage is not None
         except InvalidSession:  # status still reports on an invalid session
             queue, start_timeout = default_queue_name(*key), DEFAULT_START_TIMEOUT_SECONDS
+            claim_wanted = False
         child_key = self.state.child_key(key)
         reading = self.state.queues.get(key)
         reconciled = self.state.reconciled.get(key)
@@ -256,12 +266,19 @@ class Controller:
             # What KEDA is told, not what the spec asks: the spec may be ahead.
             suspend=PAUSED_REPLICAS_ANNOTATION in _annotations(scaled_object),
             queue_name=queue,
-            children={"deployment": name, "scaledObject": name, "triggerAuthentication": name},
+            children={
+                "deployment": name,
+                "scaledObject": name,
+                "triggerAuthentication": name,
+                **({"persistentVolumeClaim": name} if claim_wanted else {}),
+            },
             deployment=self.state.deployments.get(child_key),
             scaled_object=scaled_object,
             trigger_authentication=self.state.trigger_authentications.get(child_key),
             pods=list(self.state.pods.get(child_key, {}).values()),
             start_timeout_seconds=start_timeout,
+            claim_wanted=claim_wanted,
+            claim=self.state.claims.get(child_key),
             queue_depth=reading.depth if reading else None,
             processing_depth=reading.processing if reading else None,
             wake_started=self.state.wake_started.get(key),

@@ -12,7 +12,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from . import metrics, pushscaler
-from .builders import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH
+from .builders import CLAIM, DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH
 from .controller import Controller
 from .kube import Kube, connection_info, load_api_client
 from .model import GROUP, PLURAL, VERSION, InvalidSession, check_settings
@@ -179,6 +179,11 @@ async def scaled_object_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -
 @kopf.on.event("keda.sh", "v1alpha1", "triggerauthentications", labels=MANAGED_BY_SELECTOR)
 async def trigger_auth_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     await memo["controller"].child_event(TRIGGER_AUTH, event.get("type"), event["object"])
+
+
+@kopf.on.event("", "v1", "persistentvolumeclaims", labels=MANAGED_BY_SELECTOR)
+async def claim_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await memo["controller"].child_event(CLAIM, event.get("type"), event["object"])
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED_BY_SELECTOR)

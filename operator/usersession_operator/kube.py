@@ -116,26 +116,35 @@ class Kube:
         """Server-side apply under `manager`; `force` takes back fields others edited (drift)."""
         group, version, plural = _RESOURCES[body["kind"]]
         meta = body["metadata"]
-        response = self.custom.patch_namespaced_custom_object(
-            group,
-            version,
-            meta["namespace"],
-            plural,
-            meta["name"],
-            dict(body),
-            field_manager=manager,
-            force=force,
-            _content_type=_APPLY,
-            _preload_content=False,  # the generated client drops the body of a 201 (create)
-        )
+        options: dict[str, Any] = {
+            "field_manager": manager,
+            "force": force,
+            "_content_type": _APPLY,
+            "_preload_content": False,  # the generated client drops the body of a 201 (create)
+        }
+        response: Any
+        if not group:  # the core group lives under /api, which the custom-objects client misses
+            response = self.core.patch_namespaced_persistent_volume_claim(
+                meta["name"], meta["namespace"], dict(body), **options
+            )
+        else:
+            response = self.custom.patch_namespaced_custom_object(
+                group, version, meta["namespace"], plural, meta["name"], dict(body), **options
+            )
         return _json(response)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         group, version, plural = _RESOURCES[kind]
+        response: Any
         try:
-            response = self.custom.get_namespaced_custom_object(
-                group, version, namespace, plural, name, _preload_content=False
-            )
+            if not group:
+                response = self.core.read_namespaced_persistent_volume_claim(
+                    name, namespace, _preload_content=False
+                )
+            else:
+                response = self.custom.get_namespaced_custom_object(
+                    group, version, namespace, plural, name, _preload_content=False
+                )
         except ApiException as exc:
             if exc.status == 404:
                 return None

@@ -26,6 +26,9 @@ DEFAULT_POLLING_INTERVAL_SECONDS = 10
 # A woken session whose pod is not Ready after this long is Degraded: longer than a
 # slow image pull on a cold node, shorter than anyone would wait for a reply.
 DEFAULT_START_TIMEOUT_SECONDS = 300
+DEFAULT_MOUNT_PATH = "/data"
+DEFAULT_ACCESS_MODE = "ReadWriteOnce"
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DEFAULT_SECRET_KEY = "password"  # noqa: S105 (the key inside the Secret, not a password)
 # Kubernetes' own default. KEDA only scales a session down once nothing is in
@@ -91,6 +94,23 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Storage:
+    """A PersistentVolumeClaim of the session's own, mounted into its pod."""
+
+    size: str  # a Kubernetes quantity, e.g. 10Gi
+    mount_path: str = DEFAULT_MOUNT_PATH
+    access_modes: tuple[str, ...] = (DEFAULT_ACCESS_MODE,)
+    storage_class_name: str | None = None  # None: the cluster's default class
+    # Delete: the claim goes with the session. Retain: it stays, and a new
+    # session of the same name takes it over.
+    deletion_policy: str = "Delete"
+
+    @property
+    def retained(self) -> bool:
+        return self.deletion_policy == "Retain"
+
+
+@dataclass(frozen=True)
 class WarmSchedule:
     """Hours during which the session stays awake even when idle."""
 
@@ -115,6 +135,7 @@ class Session:
     idle_timeout_seconds: int
     polling_interval_seconds: int
     redis: RedisTarget
+    storage: Storage | None = None
     start_timeout_seconds: int = DEFAULT_START_TIMEOUT_SECONDS
     warm_schedules: tuple[WarmSchedule, ...] = ()
     # Delete the session after this long without activity; None: never.
@@ -210,6 +231,7 @@ def session_from_body(body: Mapping[str, Any], settings: OperatorSettings) -> Se
             1,
         ),
         redis=_redis(_mapping(spec.get("redis"), "spec.redis"), settings),
+        storage=_storage(spec.get("storage")),
         start_timeout_seconds=_int(
             scaling,
             "startTimeoutSeconds",
@@ -228,6 +250,29 @@ def session_from_body(body: Mapping[str, Any], settings: OperatorSettings) -> Se
         ),
         push_address=settings.push_address,
         push_tls=settings.push_tls_dir is not None,
+    )
+
+
+def _storage(value: Any) -> Storage | None:
+    if value is None:
+        return None
+    path = "spec.storage"
+    storage = _mapping(value, path)
+    mount_path = _optional_text(storage, "mountPath", f"{path}.mountPath") or DEFAULT_MOUNT_PATH
+    if not mount_path.startswith("/"):
+        raise InvalidSession(f"{path}.mountPath must be an absolute path")
+    modes = tuple(_list(storage, "accessModes", f"{path}.accessModes")) or (DEFAULT_ACCESS_MODE,)
+    if any(m not in ACCESS_MODES for m in modes):
+        raise InvalidSession(f"{path}.accessModes: each must be one of {', '.join(ACCESS_MODES)}")
+    policy = _optional_text(storage, "deletionPolicy", f"{path}.deletionPolicy") or "Delete"
+    if policy not in ("Delete", "Retain"):
+        raise InvalidSession(f"{path}.deletionPolicy must be Delete or Retain")
+    return Storage(
+        size=_text(storage, "size", f"{path}.size"),
+        mount_path=mount_path,
+        access_modes=modes,
+        storage_class_name=_optional_text(storage, "storageClassName", f"{path}.storageClassName"),
+        deletion_policy=policy,
     )
 
 

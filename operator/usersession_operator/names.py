@@ -22,6 +22,7 @@ MANAGER = "usersession-operator"
 COMPONENT_WORKER = "session-worker"
 COMPONENT_SCALER = "scaler"
 COMPONENT_TRIGGER_AUTH = "trigger-auth"
+COMPONENT_STORAGE = "storage"
 
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"

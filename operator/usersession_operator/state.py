@@ -42,6 +42,7 @@ class ClusterState:
     deployments: dict[Key, dict[str, Any]] = field(default_factory=dict)
     scaled_objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     trigger_authentications: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    claims: dict[Key, dict[str, Any]] = field(default_factory=dict)
     pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
     queues: dict[Key, QueueReading] = field(default_factory=dict)
     reconciled: dict[Key, ReconcileResult] = field(default_factory=dict)

@@ -16,6 +16,8 @@ from .conditions import (
     REDIS_UNREACHABLE,
     SCALER_FAILED,
     START_TIMEOUT,
+    STORAGE_LOST,
+    STORAGE_NOT_BOUND,
     condition,
     keda_message,
     keda_ready,
@@ -79,6 +81,9 @@ class Observation:
     redis_error: str | None = None
     reconcile_error: str | None = None
     start_timeout_seconds: int = DEFAULT_START_TIMEOUT_SECONDS
+    # The session's claim: wanted when spec.storage is set; what the watch shows.
+    claim_wanted: bool = False
+    claim: Mapping[str, Any] | None = None
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -112,6 +117,15 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
         status["queueDepth"] = depth
     if in_flight is not None:
         status["processingDepth"] = in_flight
+    if obs.claim_wanted and obs.claim is not None:
+        claim_status = obs.claim.get("status") or {}
+        status["storage"] = {
+            "claimName": obs.claim["metadata"]["name"],
+            "phase": claim_status.get("phase") or "Pending",
+        }
+        capacity = (claim_status.get("capacity") or {}).get("storage")
+        if capacity:
+            status["storage"]["capacity"] = capacity
     if pod is not None:
         status["pod"] = {
             "name": pod["metadata"]["name"],
@@ -206,6 +220,7 @@ def _phase(
             ("Deployment", obs.deployment),
             ("ScaledObject", obs.scaled_object),
             ("TriggerAuthentication", obs.trigger_authentication),
+            ("PersistentVolumeClaim", obs.claim if obs.claim_wanted else {}),
         )
         if child is None
     ]
@@ -214,6 +229,12 @@ def _phase(
     stuck = _stuck_reason(pod, desired)
     if stuck:
         return Phase.DEGRADED, stuck[0], stuck[1]
+    if _claim_phase(obs) == "Lost":
+        return (
+            Phase.DEGRADED,
+            STORAGE_LOST,
+            f"claim {(obs.claim or {})['metadata']['name']} lost its volume",
+        )
     if _deadline_exceeded(obs.deployment):
         return (
             Phase.DEGRADED,
@@ -242,6 +263,10 @@ def _phase(
         return Phase.RUNNING, Phase.RUNNING, f"pod {pod['metadata']['name']} is ready"
     if desired >= 1:
         late = _start_timed_out(obs, pod)
+        if late is not None and _claim_phase(obs) not in (None, "Bound"):
+            # The usual cause: no volume fits the claim, or none could be provisioned.
+            name = (obs.claim or {})["metadata"]["name"]
+            return Phase.DEGRADED, STORAGE_NOT_BOUND, f"claim {name} is not bound; {late}"
         if late is not None:
             return Phase.DEGRADED, START_TIMEOUT, late
         return Phase.WAKING, Phase.WAKING, "scaled up; waiting for the pod to become ready"
@@ -295,6 +320,12 @@ def _stuck_reason(pod: Mapping[str, Any] | None, desired: int) -> tuple[str, str
         if waiting.get("reason") in _STUCK_REASONS:
             return waiting["reason"], waiting.get("message") or waiting["reason"]
     return None
+
+
+def _claim_phase(obs: Observation) -> str | None:
+    if not obs.claim_wanted or obs.claim is None:
+        return None
+    return str((obs.claim.get("status") or {}).get("phase") or "Pending")
 
 
 def _start_timed_out(obs: Observation, pod: Mapping[str, Any] | None) -> str | None:

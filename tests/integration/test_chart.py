@@ -222,6 +222,10 @@ def test_namespaced_mode_uses_roles_and_only_a_crd_reading_cluster_role() -> Non
         ("watch", "secrets", False),
         ("delete", "deployments.apps", False),
         ("update", "deployments.apps --subresource=scale", False),
+        ("create", "persistentvolumeclaims", True),
+        ("delete", "persistentvolumeclaims", False),
+        ("delete", "usersessions.sessions.ai-infra.dev", True),  # expireAfterIdleSeconds
+        ("delete", "pods", False),
         ("patch", "pods", False),
         ("create", "configmaps", False),
         ("get", "nodes", False),

@@ -235,6 +235,7 @@ def test_status_shape(schema: Schema) -> None:
         "deployment",
         "scaledObject",
         "triggerAuthentication",
+        "persistentVolumeClaim",
     }
     assert set(status["properties"]) >= {
         "observedGeneration",

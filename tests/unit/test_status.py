@@ -1305,3 +1305,50 @@ def test_the_end_of_activity_is_stamped_so_idle_time_counts_from_it() -> None:
     idle = {"queueDepth": 0, "processingDepth": 0, "lastActivityTime": "2025-03-14T11:00:00Z"}
     still = compute_status(observe(queue_depth=0, processing_depth=0), idle)
     assert still["lastActivityTime"] == "2025-03-14T11:00:00Z"
+
+
+# -- storage: the session's claim --------------------------------------------------
+
+
+def _claim(phase: str | None, capacity: str | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase} if phase else {}
+    if capacity:
+        status["capacity"] = {"storage": capacity}
+    return {"metadata": {"name": NAME, "namespace": NAMESPACE}, "status": status}
+
+
+def test_a_bound_claim_is_reported_and_a_missing_one_keeps_the_session_pending() -> None:
+    bound = compute_status(observe(claim_wanted=True, claim=_claim("Bound", "5Gi")), {})
+    assert bound["phase"] == "Sleeping"
+    assert bound["storage"] == {"claimName": NAME, "phase": "Bound", "capacity": "5Gi"}
+    missing = compute_status(observe(claim_wanted=True, claim=None), {})
+    assert (missing["phase"], condition(missing, "Ready")["reason"]) == (
+        "Pending",
+        "ChildrenMissing",
+    )
+    # A claim left behind by an earlier session, when this one wants none: not ours to report.
+    assert "storage" not in compute_status(observe(claim=_claim("Bound")), {})
+
+
+def test_a_claim_that_lost_its_volume_is_degraded() -> None:
+    status = compute_status(observe(claim_wanted=True, claim=_claim("Lost")), {})
+    assert (status["phase"], condition(status, "Ready")["reason"]) == ("Degraded", "StorageLost")
+
+
+def test_a_pending_claim_is_fine_asleep_but_names_the_cause_when_a_wake_times_out() -> None:
+    asleep = compute_status(observe(claim_wanted=True, claim=_claim("Pending")), {})
+    assert asleep["phase"] == "Sleeping"  # WaitForFirstConsumer classes bind on first use
+    stuck = pod(phase="Pending", ready=False)
+    timed_out = compute_status(
+        observe(
+            claim_wanted=True,
+            claim=_claim("Pending"),
+            deployment_=deployment(replicas=1),
+            pods=[stuck],
+            start_timeout_seconds=60,
+        ),
+        {},
+    )
+    ready = condition(timed_out, "Ready")
+    assert (timed_out["phase"], ready["reason"]) == ("Degraded", "StorageNotBound")
+    assert ready["message"].startswith(f"claim {NAME} is not bound")

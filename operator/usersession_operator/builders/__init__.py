@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from usersession_operator.builders.claim import build_claim
 from usersession_operator.builders.deployment import (
     build_deployment,
     initial_deployment,
@@ -18,11 +19,13 @@ from usersession_operator.model import Session
 
 __all__ = [
     "CHILD_KINDS",
+    "CLAIM",
     "DEPLOYMENT",
     "SCALED_OBJECT",
     "TRIGGER_AUTH",
     "ChildKind",
     "build_children",
+    "build_claim",
     "build_deployment",
     "build_scaled_object",
     "build_trigger_authentication",
@@ -34,13 +37,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ChildKind:
-    """One kind of child: its manifest builder and where it lives in the API."""
+    """One kind of child: its manifest builder and where it lives in the API.
+
+    A builder returning None means the session has no child of this kind (a
+    claim without spec.storage): nothing is applied, and none is restored.
+    """
 
     kind: str
     group: str
     version: str
     plural: str
-    build: Callable[[Session], dict[str, Any]]
+    build: Callable[[Session], dict[str, Any] | None]
 
 
 TRIGGER_AUTH = ChildKind(
@@ -54,11 +61,14 @@ DEPLOYMENT = ChildKind("Deployment", "apps", "v1", "deployments", build_deployme
 SCALED_OBJECT = ChildKind(
     "ScaledObject", "keda.sh", "v1alpha1", "scaledobjects", build_scaled_object
 )
-# Apply order: the ScaledObject names the other two, so they come first and
-# KEDA never sees a reference to something missing.
-CHILD_KINDS = (TRIGGER_AUTH, DEPLOYMENT, SCALED_OBJECT)
+CLAIM = ChildKind("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims", build_claim)
+# Apply order: the ScaledObject names the TriggerAuthentication and the
+# Deployment, and the Deployment's pod the claim, so each comes before what
+# names it: nothing ever references something missing.
+CHILD_KINDS = (TRIGGER_AUTH, CLAIM, DEPLOYMENT, SCALED_OBJECT)
 
 
 def build_children(session: Session) -> list[dict[str, Any]]:
-    """Every child's manifest, in apply order."""
-    return [child.build(session) for child in CHILD_KINDS]
+    """The manifest of every child the session has, in apply order."""
+    built = (child.build(session) for child in CHILD_KINDS)
+    return [manifest for manifest in built if manifest is not None]

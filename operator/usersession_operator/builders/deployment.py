@@ -15,6 +15,7 @@ from usersession_operator.model import Session
 from usersession_operator.names import COMPONENT_WORKER, child_name, labels, selector_labels
 
 CONTAINER_NAME = "session"
+STORAGE_VOLUME = "session-storage"
 
 
 def operator_env(session: Session) -> list[dict[str, Any]]:
@@ -65,6 +66,12 @@ def build_deployment(session: Session) -> dict[str, Any]:
         pod_spec["tolerations"] = copy.deepcopy(list(workload.tolerations))
     if workload.service_account_name:
         pod_spec["serviceAccountName"] = workload.service_account_name
+    if session.storage is not None:
+        claim = {"claimName": child_name(session.name)}
+        pod_spec["volumes"] = [{"name": STORAGE_VOLUME, "persistentVolumeClaim": claim}]
+        container["volumeMounts"] = [
+            {"name": STORAGE_VOLUME, "mountPath": session.storage.mount_path}
+        ]
 
     # Ours last: the operator's labels select the pod and must not be overridden.
     pod_metadata: dict[str, Any] = {
