@@ -176,6 +176,9 @@ class LocalCluster:
             "--service-account-private-key-file": pki.sa_key,
             "--root-ca-file": pki.ca_cert,
             "--cluster-cidr": "10.244.0.0/16",
+            # A claim waiting for a volume is looked at again this often (15 s by
+            # default): a test's new PersistentVolume binds within seconds.
+            "--pvclaimbinder-sync-period": "2s",
         }
         kcm = self._launch("kube-controller-manager", bin_dir, kcm_flags)
         scheduler_flags: dict[str, object] = {

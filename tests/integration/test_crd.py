@@ -89,6 +89,8 @@ def _rejected(sessions: client.CustomObjectsApi, namespace: str, body: dict[str,
             "timezone must be an IANA name",
         ),
         ({"expireAfterIdleSeconds": 5}, "expireAfterIdleSeconds must be between 10 seconds"),
+        ({"storage": {"size": "lots"}}, "storage.size must be a positive quantity"),
+        ({"storage": {"size": "1Gi", "mountPath": "data"}}, "mountPath must be an absolute path"),
     ],
     ids=[
         "missing-userId",
@@ -105,6 +107,8 @@ def _rejected(sessions: client.CustomObjectsApi, namespace: str, body: dict[str,
         "warm-window-bad-day",
         "warm-window-bad-zone",
         "expiry-too-short",
+        "storage-size-not-a-quantity",
+        "storage-relative-path",
     ],
 )
 def test_bad_sessions_are_rejected_with_a_clear_message(
@@ -127,6 +131,31 @@ def test_user_id_is_immutable(sessions: client.CustomObjectsApi, namespace: str)
         )
     assert info.value.status == 422
     assert "userId is immutable" in json.loads(info.value.body)["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"size": "1Gi"}, "storage.size may grow but not shrink"),
+        ({"storageClassName": "other"}, "storage.storageClassName cannot be changed once set"),
+        ({"accessModes": ["ReadWriteMany"]}, "storage.accessModes cannot be changed once set"),
+    ],
+    ids=["shrink", "class", "access-modes"],
+)
+def test_storage_may_grow_but_its_claim_cannot_otherwise_change(
+    sessions: client.CustomObjectsApi, namespace: str, change: dict[str, Any], expected: str
+) -> None:
+    name = f"disk-{uuid.uuid4().hex[:6]}"
+    body = _session(name)
+    body["spec"]["storage"] = {"size": "2Gi", "storageClassName": "standard"}
+    sessions.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    grown = {"spec": {"storage": {"size": "3Gi"}}}
+    sessions.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, grown)
+    with pytest.raises(ApiException) as info:
+        patch = {"spec": {"storage": change}}
+        sessions.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
+    assert info.value.status == 422
+    assert expected in json.loads(info.value.body)["message"]
 
 
 def test_defaults_and_printer_columns(

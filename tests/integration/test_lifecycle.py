@@ -1,4 +1,5 @@
-"""Start timeout, warm hours and expiry, with the real scheduler, KEDA and Redis."""
+"""Storage, start timeout, warm hours and expiry, with the real controller-manager,
+scheduler, KEDA and Redis."""
 
 from __future__ import annotations
 
@@ -107,3 +108,91 @@ def test_an_abandoned_session_expires_and_one_holding_work_does_not(
     session: dict[str, Any] | None = api.session(ns, holding)
     assert session is not None and not session["metadata"].get("deletionTimestamp")
     assert rds.llen(queues[holding]) == 1
+
+
+def _volume(name: str, storage_class: str) -> dict[str, Any]:
+    """A PersistentVolume only claims of storage_class can bind; kwok pods never use it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage_class,
+            "persistentVolumeReclaimPolicy": "Retain",
+            "hostPath": {"path": f"/tmp/usersession-test/{name}"},
+        },
+    }
+
+
+@pytest.fixture
+def storage_class(api: Api) -> Iterator[str]:
+    """A class name of its own: its claims bind only to the volumes this test makes."""
+    name = unique("class")
+    yield name
+    for volume in api.core.list_persistent_volume().items:
+        if volume.spec.storage_class_name == name:
+            api.core.delete_persistent_volume(volume.metadata.name)
+
+
+def _claim(api: Api, ns: str, name: str) -> Any:
+    claims = api.core.list_namespaced_persistent_volume_claim(ns).items
+    return next((c for c in claims if c.metadata.name == name), None)
+
+
+def test_a_claim_binds_then_the_pod_starts_and_a_retained_claim_is_adopted(
+    api: Api, session_namespace: str, rds: redis.Redis, storage_class: str
+) -> None:
+    ns, name = session_namespace, unique()
+    storage = {"size": "1Gi", "storageClassName": storage_class, "deletionPolicy": "Retain"}
+    api.create(ns, name, storage=storage, scaling={**FAST_SCALING, "startTimeoutSeconds": 3})
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    assert status["storage"] == {"claimName": name, "phase": "Pending"}  # no volume fits yet
+    queue = status["queueName"]
+
+    rds.lpush(queue, '{"type": "wake"}')
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Degraded", timeout=60)
+    ready = condition(status, "Ready")
+    assert ready["reason"] == "StorageNotBound", ready
+    assert "PersistentVolumeClaims" in ready["message"], ready  # the scheduler says why
+
+    # A volume appears: the controller-manager binds the claim, then the scheduler
+    # places the pod, which mounts it.
+    api.core.create_persistent_volume(_volume(unique("pv"), storage_class))
+    status = api.wait_status(
+        ns,
+        name,
+        lambda s: s.get("phase") == "Running" and s["storage"]["phase"] == "Bound",
+        timeout=60,
+    )
+    assert status["storage"]["capacity"] == "1Gi"
+    pods = api.core.list_namespaced_pod(ns, label_selector=f"app.kubernetes.io/instance={name}")
+    [volume] = [v for p in pods.items for v in p.spec.volumes or [] if v.persistent_volume_claim]
+    assert volume.persistent_volume_claim.claim_name == name
+
+    # Retain: the claim outlives its session, and the next session of the name takes it.
+    claim = _claim(api, ns, name)
+    rds.delete(queue)
+    api.delete(ns, name)
+    wait_for(lambda: api.session(ns, name) is None, 60)
+    kept = _claim(api, ns, name)
+    assert kept is not None and kept.metadata.uid == claim.metadata.uid
+    assert not kept.metadata.owner_references and kept.status.phase == "Bound"
+    api.create(ns, name, storage=storage, scaling=FAST_SCALING)
+    status = api.wait_status(
+        ns, name, lambda s: s.get("phase") == "Sleeping" and s["storage"]["phase"] == "Bound"
+    )
+    assert _claim(api, ns, name).metadata.uid == claim.metadata.uid
+
+
+def test_a_deleted_sessions_claim_goes_with_it_by_default(
+    api: Api, session_namespace: str, storage_class: str
+) -> None:
+    ns, name = session_namespace, unique()
+    api.create(ns, name, storage={"size": "1Gi", "storageClassName": storage_class})
+    api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    claim = _claim(api, ns, name)
+    assert claim is not None and claim.metadata.owner_references[0].name == name
+    api.delete(ns, name)
+    wait_for(lambda: _claim(api, ns, name) is None, 60)  # garbage collection
