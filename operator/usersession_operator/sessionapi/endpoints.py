@@ -132,7 +132,10 @@ async def create(request: web.Request) -> web.Response:
         raise errors.forbidden("this token may not choose that image")
     session_id = str(uuid.uuid4())
     # One API call and nothing else: when it fails, nothing has been written anywhere.
-    created = await ctx.store.create(session_id, user, image, wanted.env)
+    expiry = wanted.expire_after_idle_seconds or ctx.settings.default_expire_after_idle_seconds
+    created = await ctx.store.create(
+        session_id, user, image, wanted.env, storage=wanted.storage, expire_after_idle=expiry
+    )
     ctx.cache.remember(created)
     status_url = f"/session/{session_id}/status"
     return web.json_response(

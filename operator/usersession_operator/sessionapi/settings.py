@@ -38,6 +38,10 @@ class ApiSettings:
     allowed_image_prefixes: tuple[str, ...] = ()
     public_metrics: bool = False
     log_level: str = "INFO"
+    # spec.expireAfterIdleSeconds of the sessions this API creates, unless the
+    # request names one; None: they never expire. Sessions made through the API
+    # are the ones users forget: an hour-long or a week-long default is typical.
+    default_expire_after_idle_seconds: int | None = None
 
     def operator_view(self) -> OperatorSettings:
         """The same Redis defaults in the operator's shape, so both resolve sessions alike."""
@@ -79,4 +83,5 @@ class ApiSettings:
             ),
             public_metrics=get("PUBLIC_METRICS", "false").lower() in {"1", "true", "yes"},
             log_level=get("LOG_LEVEL", defaults.log_level).upper(),
+            default_expire_after_idle_seconds=int(get("DEFAULT_EXPIRE_AFTER_IDLE", "0")) or None,
         )

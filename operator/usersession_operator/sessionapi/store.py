@@ -38,16 +38,27 @@ class SessionStore:
         self._version = client.VersionApi(api_client)
 
     async def create(
-        self, name: str, user_id: str, image: str, env: Mapping[str, str]
+        self,
+        name: str,
+        user_id: str,
+        image: str,
+        env: Mapping[str, str],
+        storage: Mapping[str, str] | None = None,
+        expire_after_idle: int | None = None,
     ) -> dict[str, Any]:
         workload: dict[str, Any] = {"image": image}
         if env:
             workload["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        spec: dict[str, Any] = {"userId": user_id, "workload": workload}
+        if storage is not None:
+            spec["storage"] = dict(storage)
+        if expire_after_idle is not None:
+            spec["expireAfterIdleSeconds"] = expire_after_idle
         body = {
             "apiVersion": API_VERSION,
             "kind": KIND,
             "metadata": {"name": name, "labels": {CREATED_BY_LABEL: FIELD_MANAGER}},
-            "spec": {"userId": user_id, "workload": workload},
+            "spec": spec,
         }
         created = await _call(
             self._custom.create_namespaced_custom_object,

@@ -73,12 +73,21 @@ class CreateRequest:
     user_id: str | None
     image: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # spec.storage as the API server takes it ({size, mountPath}), or None.
+    storage: dict[str, str] | None = None
+    expire_after_idle_seconds: int | None = None
+
+
+CREATE_FIELDS = ("user_id", "image", "env", "storage", "expire_after_idle_seconds")
+# A Kubernetes quantity as people write sizes: 512Mi, 10Gi, 1.5G.
+SIZE = re.compile(r"([1-9][0-9]*(\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?")
+MIN_EXPIRY, MAX_EXPIRY = 10, 31_536_000  # as the CRD: ten seconds to a year
 
 
 def create_request(body: Mapping[str, Any]) -> CreateRequest:
     errors: list[dict[str, str]] = []
-    for name in sorted(set(body) - {"user_id", "image", "env"}):
-        errors.append(_err(name, "unknown field (allowed: user_id, image, env)"))
+    for name in sorted(set(body) - set(CREATE_FIELDS)):
+        errors.append(_err(name, f"unknown field (allowed: {', '.join(CREATE_FIELDS)})"))
 
     # A field that is present must be valid; null is not a way to leave it out.
     user = body.get("user_id")
@@ -105,13 +114,45 @@ def create_request(body: Mapping[str, Any]) -> CreateRequest:
             errors.append(_err(where, "is set by the operator and cannot be overridden"))
         if not isinstance(value, str) or len(value) > MAX_ENV_VALUE:
             errors.append(_err(where, f"values are strings of at most {MAX_ENV_VALUE}"))
+    storage = _storage(body.get("storage"), errors) if "storage" in body else None
+    expiry = body.get("expire_after_idle_seconds")
+    if "expire_after_idle_seconds" in body and not (
+        isinstance(expiry, int)
+        and not isinstance(expiry, bool)
+        and MIN_EXPIRY <= expiry <= MAX_EXPIRY
+    ):
+        errors.append(
+            _err(
+                "expire_after_idle_seconds",
+                f"must be a whole number of seconds from {MIN_EXPIRY} to {MAX_EXPIRY}",
+            )
+        )
     if errors:
         raise invalid(errors)
     return CreateRequest(
         user_id=user if isinstance(user, str) else None,
         image=image if isinstance(image, str) else None,
         env=dict(env),
+        storage=storage,
+        expire_after_idle_seconds=expiry if isinstance(expiry, int) else None,
     )
+
+
+def _storage(value: Any, errors: list[dict[str, str]]) -> dict[str, str] | None:
+    """{size, mount_path} from the request; class and deletion policy are the platform's."""
+    if not isinstance(value, dict):
+        errors.append(_err("storage", "must be an object with size (and mount_path)"))
+        return None
+    for name in sorted(set(value) - {"size", "mount_path"}):
+        errors.append(_err(f"storage.{name}", "unknown field (allowed: size, mount_path)"))
+    size, path = value.get("size"), value.get("mount_path", "/data")
+    if not (isinstance(size, str) and len(size) <= 32 and SIZE.fullmatch(size)):
+        errors.append(_err("storage.size", "must be a size above zero, such as 10Gi or 512Mi"))
+    if not (isinstance(path, str) and path.startswith("/") and len(path) <= 256):
+        errors.append(_err("storage.mount_path", "must be an absolute path"))
+    if not (isinstance(size, str) and isinstance(path, str)):
+        return None
+    return {"size": size, "mountPath": path}
 
 
 def user_id_problem(value: Any) -> str | None:

@@ -65,6 +65,11 @@ def view(obj: Mapping[str, Any]) -> dict[str, Any]:
             }
             for c in status.get("conditions") or []
         ],
+        "storage": (
+            {"claim": storage.get("claimName"), "phase": storage.get("phase")}
+            if isinstance(storage := status.get("storage"), Mapping)
+            else None
+        ),
         "last_activity_time": status.get("lastActivityTime"),
         "observed_generation": status.get("observedGeneration"),
         "generation": (obj.get("metadata") or {}).get("generation"),
