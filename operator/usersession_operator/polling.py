@@ -53,6 +53,7 @@ class Poller:
         self._changed: set[Key] = set()  # lists a keyspace event named, not read yet
         self._changed_event = asyncio.Event()
         self._event_refreshed: dict[Key, float] = {}
+        self._writes: set[asyncio.Future[None]] = set()
 
     def follow(self, key: Key, target: QueueTarget) -> None:
         """A new session: listen to its lists now, not from the next poll."""
@@ -62,6 +63,9 @@ class Poller:
         self._event_refreshed.pop(key, None)
 
     async def close(self) -> None:
+        for task in self._writes:
+            task.cancel()
+        await asyncio.gather(*self._writes, return_exceptions=True)
         await self.watcher.close()
 
     async def poll_forever(self) -> None:
@@ -106,19 +110,30 @@ class Poller:
     async def _react(self) -> None:
         keys, self._changed = self._changed, set()
         targets = self._targets(keys)
-        self._record(await self.queues.depths(targets))
+        self._record(await self.queues.depths(targets))  # pushes work to KEDA at once
         for key in targets:
             # Status follows within a second, but a chatty session costs at most
             # one write a second; its lists are read again until then.
             since = time.monotonic() - self._event_refreshed.get(key, 0.0)
             if since >= EVENT_STATUS_INTERVAL:
                 self._event_refreshed[key] = time.monotonic()
-                await self.refresh_status(key)
+                self._in_background(self.refresh_status(key))
             else:
                 self._changed.add(key)
         if self._changed:
-            await asyncio.sleep(0.2)
-            self._changed_event.set()
+            asyncio.get_running_loop().call_later(0.2, self._changed_event.set)
+
+    def _in_background(self, write: Awaitable[None]) -> None:
+        """Status writes run beside the reactor, never in front of it: an event for
+        one session must not wait for another's write (or the poll's) to push."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Future[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("status refresh failed", exc_info=task.exception())
 
     def _list_changed(self, key: Key) -> None:
         self._changed.add(key)
