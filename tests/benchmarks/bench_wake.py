@@ -34,6 +34,7 @@ from kubernetes import client, watch
 
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
+from usersession_operator import metrics
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
 
@@ -147,6 +148,11 @@ def _quietly(target: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+def push_streams() -> float:
+    """KEDA's open fast-wake streams, read from the in-process operator's registry."""
+    return metrics.REGISTRY.get_sample_value("usersession_push_streams") or 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--wakes", type=int, default=20)
@@ -172,6 +178,13 @@ def main() -> int:
                 names = [f"w{i}" for i in range(args.wakes)]
                 bench.create(ns, names)
                 bench.wait_sleeping(ns, len(names), timeout=600)
+                if path == "push path":
+                    # The operator has just added the push trigger to every
+                    # ScaledObject; KEDA restarts each one's scale loop at its own
+                    # pace. Wake only once it streams from all of them: a steady state.
+                    since, everyone = time.monotonic(), args.wakes + args.background
+                    wait_for(lambda n=everyone: push_streams() >= n, timeout=1800, interval=1)
+                    print(f"KEDA streams for all {everyone} after {time.monotonic() - since:.0f} s")
                 results[path] = bench.wake(ns, names, args.interval)
 
     print(

@@ -78,4 +78,3 @@ def test_a_slow_status_write_does_not_hold_back_the_next_sessions_push() -> None
         await poller.close()
 
     asyncio.run(main())
-
