@@ -161,6 +161,7 @@ def main() -> int:
     args = parser.parse_args()
 
     results: dict[str, dict[str, list[float]]] = {}
+    notes: list[str] = []  # printed at the end: kopf's runner captures stdout meanwhile
     with LocalCluster() as cluster:
         push = free_port()
         bench = Bench(cluster)
@@ -173,7 +174,7 @@ def main() -> int:
                     bench.create(background, [f"idle-{i}" for i in range(args.background)])
                     bench.wait_sleeping(background, args.background, timeout=1800)
                     ready_after = time.monotonic() - started
-                    print(f"{args.background} idle sessions ready after {ready_after:.0f} s")
+                    notes.append(f"{args.background} idle sessions ready after {ready_after:.0f} s")
                 ns = stack.namespace(cluster)
                 names = [f"w{i}" for i in range(args.wakes)]
                 bench.create(ns, names)
@@ -184,9 +185,13 @@ def main() -> int:
                     # pace. Wake only once it streams from all of them: a steady state.
                     since, everyone = time.monotonic(), args.wakes + args.background
                     wait_for(lambda n=everyone: push_streams() >= n, timeout=1800, interval=1)
-                    print(f"KEDA streams for all {everyone} after {time.monotonic() - since:.0f} s")
+                    notes.append(
+                        f"KEDA streaming to the operator for all {everyone} ScaledObjects"
+                        f" {time.monotonic() - since:.0f} s after the push path came on"
+                    )
                 results[path] = bench.wake(ns, names, args.interval)
 
+    print("\n".join(notes))
     print(
         f"\nwake latency with the real KEDA: {args.wakes} wakes per path, "
         f"{args.background} idle sessions present, pollingInterval {args.interval:g} s"
