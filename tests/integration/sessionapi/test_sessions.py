@@ -35,6 +35,25 @@ def test_create_makes_a_usersession_that_reaches_sleeping(
     assert ready["status"] == "True"
 
 
+def test_create_with_storage_and_an_expiry_reaches_the_usersession(
+    alice: Http, api_client: client.ApiClient, api_namespace: str
+) -> None:
+    status = create_sleeping(
+        alice, storage={"size": "2Gi", "mount_path": "/work"}, expire_after_idle_seconds=3600
+    )
+    obj = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+        GROUP, VERSION, api_namespace, PLURAL, status["id"]
+    )
+    assert obj["spec"]["expireAfterIdleSeconds"] == 3600
+    assert obj["spec"]["storage"]["size"] == "2Gi"
+    assert obj["spec"]["storage"]["mountPath"] == "/work"
+    # No default StorageClass here, so the claim waits: asleep, it does not need it yet.
+    assert status["storage"] == {"claim": status["id"], "phase": "Pending"}
+    refused = alice.call("POST", "/session/create", {"storage": {"size": "-1Gi"}})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"][0]["field"] == "storage.size"
+
+
 def test_chat_round_trip_returns_the_workers_reply(
     alice: Http, start_worker: Callable[[str], Worker], rds: redis.Redis
 ) -> None:

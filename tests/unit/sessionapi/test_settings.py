@@ -13,6 +13,7 @@ def test_env_then_flags() -> None:
         "SESSIONAPI_REPLY_WAIT": "2.5",
         "SESSIONAPI_ALLOWED_IMAGE_PREFIXES": "registry.example.com/, ghcr.io/acme/",
         "SESSIONAPI_PUBLIC_METRICS": "true",
+        "SESSIONAPI_DEFAULT_EXPIRE_AFTER_IDLE": "86400",
     }
     settings = ApiSettings.from_env(env)
     assert settings.namespace == "sessions"
@@ -23,6 +24,8 @@ def test_env_then_flags() -> None:
     assert settings.allowed_image_prefixes == ("registry.example.com/", "ghcr.io/acme/")
     assert settings.public_metrics is True
     assert settings.listen_host == "127.0.0.1"
+    assert settings.default_expire_after_idle_seconds == 86400
+    assert ApiSettings.from_env({}).default_expire_after_idle_seconds is None  # never expire
 
     args = _parser().parse_args(["--port", "8081", "-n", "other", "--redis-address", "r:1"])
     merged = settings_from(args, settings)

@@ -40,6 +40,13 @@ def test_a_valid_create_request() -> None:
     )
     assert wanted == validation.CreateRequest("alice.oneil@example.com", "r/i:1", {"A": "1"})
     assert validation.create_request({}) == validation.CreateRequest(None)
+    with_disk = validation.create_request(
+        {"storage": {"size": "10Gi"}, "expire_after_idle_seconds": 3600}
+    )
+    assert with_disk.storage == {"size": "10Gi", "mountPath": "/data"}
+    assert with_disk.expire_after_idle_seconds == 3600
+    half = validation.create_request({"storage": {"size": "0.5Gi", "mount_path": "/w"}})
+    assert half.storage == {"size": "0.5Gi", "mountPath": "/w"}
 
 
 @pytest.mark.parametrize(
@@ -65,6 +72,15 @@ def test_a_valid_create_request() -> None:
         ({"env": {"USER_ID": "root"}}, "env.USER_ID"),
         ({"env": {f"V{i}": "" for i in range(65)}}, "env"),
         ({"colour": "red"}, "colour"),
+        ({"storage": "10Gi"}, "storage"),
+        ({"storage": {}}, "storage.size"),
+        ({"storage": {"size": "0Gi"}}, "storage.size"),
+        ({"storage": {"size": "ten gigs"}}, "storage.size"),
+        ({"storage": {"size": "1Gi", "mount_path": "data"}}, "storage.mount_path"),
+        ({"storage": {"size": "1Gi", "class": "fast"}}, "storage.class"),
+        ({"expire_after_idle_seconds": 5}, "expire_after_idle_seconds"),
+        ({"expire_after_idle_seconds": True}, "expire_after_idle_seconds"),
+        ({"expire_after_idle_seconds": "3600"}, "expire_after_idle_seconds"),
     ],
 )
 def test_invalid_create_requests_name_the_field(body: dict[str, object], field: str) -> None:
