@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from support.chart import kubectl
 from usersession_localstack import LocalCluster
 from usersession_operator.model import GROUP, PLURAL, VERSION
 
@@ -183,3 +185,27 @@ def test_defaults_and_printer_columns(
     for wanted in ("User", "Phase", "Queue", "Ready", "Age"):
         assert wanted in columns
     assert table["rows"][0]["cells"][columns.index("User")] == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [
+        ("spec.storage", "survives sleep"),
+        ("spec.storage.deletionPolicy", "takes it over"),
+        ("spec.scaling.warmSchedules", "cron triggers"),
+        ("spec.scaling.startTimeoutSeconds", "StartTimeout"),
+        ("spec.expireAfterIdleSeconds", "GitOps tool recreates"),
+        ("status.storage", "PersistentVolumeClaim"),
+    ],
+)
+def test_kubectl_explain_documents_each_field(
+    cluster: LocalCluster, field: str, words: str
+) -> None:
+    explained = subprocess.run(
+        [kubectl(), "--kubeconfig", str(cluster.kubeconfig), "explain", f"usersessions.{field}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert words in " ".join(explained.split()), explained
