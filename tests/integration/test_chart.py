@@ -138,6 +138,24 @@ def test_fast_wake_service_and_settings_render_together_or_not_at_all() -> None:
     assert not [e for e in container["env"] if e["name"].startswith("USERSESSION_PUSH")]
 
 
+def test_the_push_port_can_be_opened_to_kedas_namespace_alone() -> None:
+    docs = render("--set", "fastWake.networkPolicy.enabled=true")
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    push, others = policy["spec"]["ingress"]
+    assert push["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}
+    ]
+    # Named ports, so they follow fastWake.port and the others without repeating them.
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    named = {p["name"] for p in container["ports"]}
+    assert {p["port"] for p in push["ports"] + others["ports"]} == named
+    assert "from" not in others  # probes and scrapes as without the policy
+    assert not [d for d in render() if d["kind"] == "NetworkPolicy"]  # off by default
+
+
 def test_fast_wake_tls_mounts_the_secret_where_the_operator_reads_it() -> None:
     def operator_pod(*flags: str) -> dict[str, Any]:
         [deployment] = [d for d in render(*flags) if d["kind"] == "Deployment"]
