@@ -330,10 +330,16 @@ def _claim_phase(obs: Observation) -> str | None:
 
 def _start_timed_out(obs: Observation, pod: Mapping[str, Any] | None) -> str | None:
     """Why a woken session's pod is still not Ready after start_timeout_seconds, or None
-    while it still has time. The clock starts at the pod's creation, or, before there
-    is a pod, at the wake."""
-    created = parse_time((pod or {}).get("metadata", {}).get("creationTimestamp"))
-    started = created or obs.wake_started
+    while it still has time. The clock starts when the pod last stopped being Ready
+    (for a new pod, about its creation), or, before there is a pod, at the wake."""
+    meta, conditions = (pod or {}).get("metadata", {}), (pod or {}).get("status", {})
+    unready_since = [
+        parse_time(c.get("lastTransitionTime"))
+        for c in conditions.get("conditions", []) or []
+        if c.get("type") == "Ready" and c.get("status") != "True"
+    ]
+    moments = [t for t in (parse_time(meta.get("creationTimestamp")), *unready_since) if t]
+    started = max(moments) if moments else obs.wake_started
     if started is None:
         return None
     limit = obs.start_timeout_seconds

@@ -1352,3 +1352,15 @@ def test_a_pending_claim_is_fine_asleep_but_names_the_cause_when_a_wake_times_ou
     ready = condition(timed_out, "Ready")
     assert (timed_out["phase"], ready["reason"]) == ("Degraded", "StorageNotBound")
     assert ready["message"].startswith(f"claim {NAME} is not bound")
+
+
+def test_a_pod_that_was_ready_gets_the_whole_start_timeout_from_when_it_stopped() -> None:
+    was_ready = pod(ready=False, created="2025-03-14T10:00:00Z")  # two hours old
+    for cond in was_ready["status"]["conditions"]:
+        if cond["type"] == "Ready":
+            cond["lastTransitionTime"] = "2025-03-14T11:59:00Z"  # unready for a minute
+    status = compute_status(
+        observe(deployment_=deployment(replicas=1), pods=[was_ready], start_timeout_seconds=300),
+        {},
+    )
+    assert status["phase"] == "Waking"
