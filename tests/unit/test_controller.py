@@ -188,6 +188,13 @@ def test_an_event_that_cannot_be_posted_does_not_fail_the_status_update(
 # -- work arriving --------------------------------------------------------------
 
 
+def _pod_is_ready(controller: Controller) -> None:
+    ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    pod = _child("Pod", status=ready)
+    pod["metadata"]["name"] = f"{NAME}-abc"
+    controller.state.record_pod(pod, deleted=False)
+
+
 def _stream(controller: Controller) -> asyncio.Queue[bool]:
     stream: asyncio.Queue[bool] = asyncio.Queue()
     controller.poller.push._streams[(NAMESPACE, NAME)] = {stream}
@@ -208,11 +215,7 @@ def test_work_arriving_on_a_sleeping_session_is_pushed_once_and_timed(
     # The pod comes up: the wake is over, timed in status, and forgotten.
     state = controller.state
     state.record_child(state.deployments, _child("Deployment", spec={"replicas": 1}), False)
-    pod = _child(
-        "Pod", status={"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
-    )
-    pod["metadata"]["name"] = f"{NAME}-abc"
-    state.record_pod(pod, deleted=False)
+    _pod_is_ready(controller)
     _refresh(controller)
     assert kube.patches[-1]["phase"] == "Running"
     assert kube.patches[-1]["lastWakeSeconds"] >= 0
@@ -235,11 +238,7 @@ def test_a_wake_keda_began_before_the_work_was_seen_is_timed_and_counted(
     assert kube.patches[-1]["phase"] == "Waking"
     assert KEY in state.wake_started
     controller.poller._record({KEY: QueueReading(1, 0)})  # the work, seen late
-    pod = _child(
-        "Pod", status={"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
-    )
-    pod["metadata"]["name"] = f"{NAME}-abc"
-    state.record_pod(pod, deleted=False)
+    _pod_is_ready(controller)
     _refresh(controller)
     assert kube.patches[-1]["phase"] == "Running"
     assert kube.patches[-1]["lastWakeSeconds"] >= 0
@@ -256,10 +255,7 @@ def test_work_on_a_running_session_is_pushed_but_not_timed_as_a_wake(
 ) -> None:
     state = controller.state
     state.record_child(state.deployments, _child("Deployment", spec={"replicas": 1}), False)
-    ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
-    pod = _child("Pod", status=ready)
-    pod["metadata"]["name"] = f"{NAME}-abc"
-    state.record_pod(pod, deleted=False)
+    _pod_is_ready(controller)
     _refresh(controller)
     assert kube.patches[-1]["phase"] == "Running"
     stream = _stream(controller)
