@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
+from usersession_operator.builders.redisauth import redis_auth_env, redis_auth_volumes
 from usersession_operator.model import Session
 from usersession_operator.names import COMPONENT_WORKER, child_name, labels, selector_labels
 
@@ -38,7 +39,7 @@ def operator_env(session: Session) -> list[dict[str, Any]]:
             "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
         }
     )
-    return env
+    return env + redis_auth_env(session)
 
 
 def build_deployment(session: Session) -> dict[str, Any]:
@@ -53,6 +54,9 @@ def build_deployment(session: Session) -> dict[str, Any]:
     container["env"] = operator_env(session) + copy.deepcopy(list(workload.env))
     if workload.resources:
         container["resources"] = copy.deepcopy(workload.resources)
+    volumes, mounts = redis_auth_volumes(session)
+    if mounts:
+        container["volumeMounts"] = mounts
 
     pod_spec: dict[str, Any] = {
         "containers": [container],
@@ -65,6 +69,8 @@ def build_deployment(session: Session) -> dict[str, Any]:
         pod_spec["tolerations"] = copy.deepcopy(list(workload.tolerations))
     if workload.service_account_name:
         pod_spec["serviceAccountName"] = workload.service_account_name
+    if volumes:
+        pod_spec["volumes"] = volumes
 
     # Ours last: the operator's labels select the pod and must not be overridden.
     pod_metadata: dict[str, Any] = {
