@@ -21,8 +21,6 @@ from .loopback import free_port
 from .pki import RedisTlsFiles, make_redis_tls
 from .process import Component, ComponentFailed
 
-SESSION_USER = "usersession"
-
 # The least-privilege ACL the README documents, command by command.
 SESSION_KEYS = "~usersession:*"
 SESSION_CHANNELS = ("&usersession:work@*", "&__keyspace@*__:usersession:*")
@@ -72,7 +70,8 @@ class TlsRedis:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.admin_password = secrets.token_urlsafe(24)
-        self.username = SESSION_USER
+        # Random, like the password: a leak test can only find what is unique.
+        self.username = f"sessions-{secrets.token_hex(4)}"
         self.password = secrets.token_urlsafe(24)
         self.files: RedisTlsFiles = make_redis_tls(workdir / "pki")
         self._server: Component | None = None

@@ -276,4 +276,7 @@ def describe(exc: BaseException) -> str:
     """A Redis failure for status, logs and API errors (shortened)."""
     # redis-py's messages name the host and the failure, never the password.
     text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        # ssl's own words do not say which setting to look at.
+        text = f"TLS: Redis's certificate does not verify against the configured CA: {text}"
     return f"{type(exc).__name__}: {text}"[:300]

@@ -6,6 +6,7 @@ with their own namespaces instead.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.config import kube_config
 
+from support.logs import Collect
 from support.namespaces import fresh_namespace
 from support.sessions import Api
 from usersession_localstack import LocalCluster
@@ -117,3 +119,18 @@ def notifications_off(rds: redis.Redis) -> Iterator[None]:
     rds.config_set("notify-keyspace-events", "")
     yield
     rds.config_set("notify-keyspace-events", before)
+
+
+@pytest.fixture
+def operator_log() -> Iterator[Collect]:
+    """Every log line the operator and the session API (both in this process) write
+    meanwhile, at DEBUG."""
+    collect = Collect()
+    collect.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(collect)
+    root.setLevel(logging.DEBUG)
+    yield collect
+    root.removeHandler(collect)
+    root.setLevel(old_level)
