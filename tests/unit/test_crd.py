@@ -358,7 +358,11 @@ def violations(value: Any, node: Schema, path: str) -> list[str]:
     return found
 
 
-EXAMPLE_SESSIONS = ["usersession-minimal.yaml", "usersession-full.yaml"]
+EXAMPLE_SESSIONS = [
+    "usersession-minimal.yaml",
+    "usersession-full.yaml",
+    "usersession-managed-redis.yaml",
+]
 
 
 @pytest.mark.parametrize("filename", EXAMPLE_SESSIONS)
