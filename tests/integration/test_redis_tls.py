@@ -29,9 +29,12 @@ from usersession_localstack.pki import REDIS_SERVER_NAME
 from usersession_localstack.pods import PodRunner
 from usersession_localstack.tlsredis import TlsRedis
 from usersession_operator.model import processing_key
+from usersession_operator.redisconfig import CONFIG_MAP, SECRET, KeyRef, RedisAuthDefaults, RedisTls
 from usersession_operator.sessionapi.app import create_app
+from usersession_operator.sessionapi.settings import ApiSettings
+from usersession_operator.settings import RedisDefaults
 
-from .sessionapi.harness import ALICE_TOKEN, Http, Served, api_settings
+from .sessionapi.harness import ALICE_TOKEN, TOKENS, Http, Served, api_settings
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -262,3 +265,42 @@ def test_the_username_and_client_key_appear_in_no_status_event_child_or_log(
     for where, text in seen.items():
         for what, value in secrets.items():
             assert value not in text, f"{what} leaked into {where}"
+
+
+def _api_with_tls_defaults(
+    api_client: client.ApiClient, ns: str, tls_redis: TlsRedis, ca: KeyRef
+) -> Served:
+    """A session API whose defaults (what its /health checks) are the TLS server."""
+    client_cert = KeyRef(SECRET, "redis-client-tls", "tls.crt")
+    auth = RedisAuthDefaults(
+        username=KeyRef(SECRET, "redis-acl", "username"),
+        tls=RedisTls(
+            ca=ca,
+            client_cert=client_cert,
+            client_key=KeyRef(SECRET, "redis-client-tls", "tls.key"),
+            server_name=REDIS_SERVER_NAME,
+        ),
+    )
+    settings = ApiSettings(
+        namespace=ns,
+        redis=RedisDefaults(
+            address=tls_redis.address, secret_name="redis-acl", secret_key="password", auth=auth
+        ),
+        tokens=TOKENS,
+    )
+    return Served(create_app(settings, api_client=api_client))
+
+
+def test_the_session_apis_defaults_reach_the_tls_server_and_a_wrong_default_ca_is_named(
+    api_client: client.ApiClient, tls_namespace: str, tls_redis: TlsRedis
+) -> None:
+    good = KeyRef(CONFIG_MAP, "redis-ca", "ca.crt")
+    with _api_with_tls_defaults(api_client, tls_namespace, tls_redis, good) as served:
+        health = Http(served.base)
+        wait_for(lambda: health.call("GET", "/health").status_code == 200, 30)
+    wrong = KeyRef(SECRET, "redis-wrong-ca", "ca.crt")
+    with _api_with_tls_defaults(api_client, tls_namespace, tls_redis, wrong) as served:
+        answer = Http(served.base).call("GET", "/health")
+        assert answer.status_code == 503
+        assert answer.json()["kubernetes"] == {"ok": True}
+        assert "does not verify against the configured CA" in answer.json()["redis"]["error"]
