@@ -68,8 +68,10 @@ def operator(
         "USERSESSION_PUSH_PORT": str(push),
         "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
     }
-    # A test module may set OPERATOR_ENV to run the operator with other settings.
-    env.update(getattr(request.module, "OPERATOR_ENV", {}))
+    # A test module may set OPERATOR_ENV to run the operator with other settings,
+    # or make it a function of the request, to derive them from its own fixtures.
+    extra = getattr(request.module, "OPERATOR_ENV", {})
+    env.update(extra(request) if callable(extra) else extra)
     if os.environ.get("USERSESSION_TEST_OPERATOR_IDENTITY") == "chart":
         from support.chart import service_account_kubeconfig
 

@@ -34,12 +34,30 @@ from usersession_operator.sessionapi.app import create_app
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.settings import RedisDefaults
 
-from .sessionapi.harness import ALICE_TOKEN, TOKENS, Http, Served, api_settings
+from .sessionapi.harness import ALICE_TOKEN, IMAGE, TOKENS, Http, Served
 
 pytestmark = pytest.mark.usefixtures("operator")
 
-# KEDA's own poll is then the only way a session wakes: proof it reads over TLS.
-OPERATOR_ENV = {"USERSESSION_PUSH_PORT": "0", "USERSESSION_PUSH_ADDRESS": ""}
+
+def redis_defaults(tls_redis: TlsRedis, prefix: str) -> dict[str, str]:
+    """The TLS server as the default Redis of the operator or the session API."""
+    return {
+        f"{prefix}REDIS_ADDRESS": tls_redis.address,
+        f"{prefix}REDIS_SECRET_NAME": "redis-acl",
+        f"{prefix}REDIS_SECRET_KEY": "password",
+        f"{prefix}REDIS_USERNAME_SECRET_NAME": "redis-acl",
+        f"{prefix}REDIS_TLS": "true",
+        f"{prefix}REDIS_TLS_CA_CONFIGMAP_NAME": "redis-ca",
+        f"{prefix}REDIS_TLS_CLIENT_SECRET_NAME": "redis-client-tls",
+        f"{prefix}REDIS_TLS_SERVER_NAME": REDIS_SERVER_NAME,
+    }
+
+
+def OPERATOR_ENV(request: pytest.FixtureRequest) -> dict[str, str]:  # the name conftest reads
+    # The fast path off: KEDA's own poll is then the only way a session wakes,
+    # proof that KEDA reads over TLS.
+    off = {"USERSESSION_PUSH_PORT": "0", "USERSESSION_PUSH_ADDRESS": ""}
+    return off | redis_defaults(request.getfixturevalue("tls_redis"), "USERSESSION_")
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +94,12 @@ def tls_namespace(
 
 
 @pytest.fixture(scope="module")
-def alice(
-    cluster: LocalCluster, api_client: client.ApiClient, tls_namespace: str
-) -> Iterator[Http]:
-    app = create_app(api_settings(cluster, tls_namespace), api_client=api_client)
+def alice(api_client: client.ApiClient, tls_namespace: str, tls_redis: TlsRedis) -> Iterator[Http]:
+    """The session API with the same defaults as the operator, from its environment."""
+    env = {"SESSIONAPI_NAMESPACE": tls_namespace, "SESSIONAPI_TOKENS": TOKENS}
+    env |= {"SESSIONAPI_DEFAULT_IMAGE": IMAGE, "SESSIONAPI_REPLY_WAIT": "5"}
+    settings = ApiSettings.from_env(env | redis_defaults(tls_redis, "SESSIONAPI_"))
+    app = create_app(settings, api_client=api_client)
     with Served(app) as running:
         http = Http(running.base, ALICE_TOKEN)
         wait_for(lambda: http.call("GET", "/health").status_code == 200, 30)
@@ -149,6 +169,28 @@ def test_keda_wakes_the_worker_answers_and_deletion_cleans_up_over_tls_with_the_
     api.delete(ns, sid)
     wait_for(lambda: api.session(ns, sid) is None, timeout=60)
     assert admin.keys(f"{queue}*") == [], "the finalizer removed the session's keys over TLS"
+
+
+def test_a_session_with_no_redis_spec_runs_on_the_tls_defaults_through_the_session_api(
+    api: Api, tls_namespace: str, tls_redis: TlsRedis, alice: Http, workers: PodRunner
+) -> None:
+    created = alice.call("POST", "/session/create", {})
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    obj = api.session(tls_namespace, sid)
+    assert obj is not None
+    assert "redis" not in obj["spec"]
+    # Scaling is the schema's default here (KEDA polls every 10 s): allow for it.
+    chat = alice.call("POST", f"/session/{sid}/chat?wait=60", {"message": "defaults"})
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["reply"] == "echo: defaults"
+    status = api.wait_status(
+        tls_namespace, sid, lambda s: condition(s, "RedisReachable")["status"] == "True"
+    )
+    assert condition(status, "ScalerReady")["status"] == "True"
+    assert alice.call("DELETE", f"/session/{sid}").status_code == 202
+    wait_for(lambda: api.session(tls_namespace, sid) is None, timeout=60)
+    assert tls_redis.admin().keys(f"{status['queueName']}*") == []
 
 
 def _failing(
