@@ -13,7 +13,7 @@ import os
 import ssl
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ class BadCredential(LookupError):
 
 @dataclass(frozen=True)
 class Credentials:
-    username: str | None
-    password: str
-    tls: ssl.SSLContext | None
+    # Out of repr: a stray log of this object must not print them.
+    username: str | None = field(repr=False)
+    password: str = field(repr=False)
+    tls: ssl.SSLContext | None = field(repr=False)
     server_name: str | None
     # Tells apart clients (and groups sessions) without holding the values as keys.
     fingerprint: str

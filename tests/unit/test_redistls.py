@@ -11,7 +11,13 @@ import pytest
 from usersession_localstack.pki import make_redis_tls
 from usersession_operator.model import session_from_body
 from usersession_operator.queues import QueueTarget
-from usersession_operator.redistls import BadCredential, TlsConnection, fingerprint, tls_context
+from usersession_operator.redistls import (
+    BadCredential,
+    Credentials,
+    TlsConnection,
+    fingerprint,
+    tls_context,
+)
 from usersession_operator.settings import OperatorSettings, RedisDefaults
 
 
@@ -67,3 +73,9 @@ def test_a_detour_checks_the_certificate_against_the_in_cluster_name() -> None:
     body["spec"]["redis"]["tls"] = {"serverName": "redis.internal"}  # type: ignore[index]
     target = QueueTarget.of(session_from_body(body, settings), settings)
     assert target.server_name == "redis.internal"
+
+
+def test_credentials_never_print_their_values() -> None:
+    text = repr(Credentials("app-user", "s3cret-pw", ssl.create_default_context(), None, "fp"))
+    assert "app-user" not in text
+    assert "s3cret-pw" not in text
