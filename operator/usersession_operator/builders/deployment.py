@@ -54,9 +54,6 @@ def build_deployment(session: Session) -> dict[str, Any]:
     container["env"] = operator_env(session) + copy.deepcopy(list(workload.env))
     if workload.resources:
         container["resources"] = copy.deepcopy(workload.resources)
-    volumes, mounts = redis_auth_volumes(session)
-    if mounts:
-        container["volumeMounts"] = mounts
 
     pod_spec: dict[str, Any] = {
         "containers": [container],
@@ -69,8 +66,6 @@ def build_deployment(session: Session) -> dict[str, Any]:
         pod_spec["tolerations"] = copy.deepcopy(list(workload.tolerations))
     if workload.service_account_name:
         pod_spec["serviceAccountName"] = workload.service_account_name
-    if volumes:
-        pod_spec["volumes"] = volumes
 
     # Ours last: the operator's labels select the pod and must not be overridden.
     pod_metadata: dict[str, Any] = {
@@ -78,6 +73,12 @@ def build_deployment(session: Session) -> dict[str, Any]:
     }
     if workload.pod_annotations:
         pod_metadata["annotations"] = dict(workload.pod_annotations)
+
+    # Appended, not assigned: the pod may have other volumes already.
+    volumes, mounts = redis_auth_volumes(session)
+    if volumes:
+        pod_spec["volumes"] = pod_spec.get("volumes", []) + volumes
+        container["volumeMounts"] = container.get("volumeMounts", []) + mounts
 
     return {
         "apiVersion": "apps/v1",
