@@ -117,6 +117,11 @@ def workers(
     runner.stop()
 
 
+def known_to(alice: Http, sid: str) -> None:
+    """Until the session API's watch-backed cache has a session created behind its back."""
+    wait_for(lambda: alice.call("GET", f"/session/{sid}/status").status_code == 200, 30)
+
+
 def redis_spec(tls_redis: TlsRedis, **changes: Any) -> dict[str, Any]:
     """spec.redis for the TLS server: CA from a ConfigMap, mutual TLS, the ACL user."""
     spec: dict[str, Any] = {
@@ -204,6 +209,7 @@ def _failing(
     )
     assert status["phase"] == "Degraded"
     assert condition(status, "Ready")["status"] == "False"
+    known_to(alice, sid)
     reply = alice.call("POST", f"/session/{sid}/wake")
     assert reply.status_code == 503, reply.text
     error = reply.json()["error"]
@@ -267,6 +273,7 @@ def test_the_username_and_client_key_appear_in_no_status_event_child_or_log(
 ) -> None:
     ns, sid = tls_namespace, str(uuid.uuid4())
     api.create(ns, sid, scaling=FAST_SCALING, redis=redis_spec(tls_redis))
+    known_to(alice, sid)
     chat = alice.call("POST", f"/session/{sid}/chat?wait=40", {"message": "hello"})
     assert chat.status_code == 200, chat.text
     seen = {
