@@ -22,6 +22,9 @@ dropped. The message format is documented in the session API's messages.py.
 
 Environment (set by the operator on the session container):
   SESSION_QUEUE, REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD
+  and, when the session has them: REDIS_USERNAME (an ACL user), REDIS_TLS=true,
+  REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE + REDIS_TLS_KEY_FILE (mutual TLS),
+  REDIS_TLS_SERVER_NAME (the name on the server's certificate, if not REDIS_HOST)
 Optional: WORKER_REPLY_TTL (seconds a reply is kept, default 3600),
           WORKER_REPLY_PREFIX (prepended to the echoed text, default "echo: "),
           WORKER_WORK_SECONDS (how long each chat message takes, default 0: stands
@@ -37,6 +40,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from types import FrameType
@@ -122,16 +126,53 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class TlsConnection(redis.connection.Connection):
+    """TLS with our own context and server name: redis-py's SSLConnection always
+    checks the certificate against the host it dials."""
+
+    def __init__(self, *, tls_context: ssl.SSLContext, server_name: str, **kwargs: Any) -> None:
+        self.tls_context = tls_context
+        self.server_name = server_name
+        super().__init__(**kwargs)
+
+    def _connect(self) -> Any:
+        sock = super()._connect()
+        try:
+            return self.tls_context.wrap_socket(sock, server_hostname=self.server_name)
+        except OSError:
+            sock.close()
+            raise
+
+
+def tls_context(env: dict[str, str] | Any) -> ssl.SSLContext:
+    """Verifying: the mounted CA if given, else the system's CAs."""
+    context = ssl.create_default_context(cafile=env.get("REDIS_TLS_CA_FILE") or None)
+    if env.get("REDIS_TLS_CERT_FILE"):
+        context.load_cert_chain(env["REDIS_TLS_CERT_FILE"], env.get("REDIS_TLS_KEY_FILE"))
+    return context
+
+
 def connect(env: dict[str, str] | Any) -> redis.Redis:
-    return redis.Redis(
-        host=env.get("REDIS_HOST", "localhost"),
-        port=int(env.get("REDIS_PORT", "6379")),
-        db=int(env.get("REDIS_DB", "0")),
-        password=env.get("REDIS_PASSWORD") or None,
-        socket_timeout=POLL_SECONDS + 10,
-        socket_connect_timeout=10,
-        health_check_interval=30,
+    host = env.get("REDIS_HOST", "localhost")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": int(env.get("REDIS_PORT", "6379")),
+        "db": int(env.get("REDIS_DB", "0")),
+        "username": env.get("REDIS_USERNAME") or None,
+        "password": env.get("REDIS_PASSWORD") or None,
+        "socket_timeout": POLL_SECONDS + 10,
+        "socket_connect_timeout": 10,
+        "health_check_interval": 30,
+    }
+    if env.get("REDIS_TLS", "").lower() != "true":
+        return redis.Redis(**options)
+    pool = redis.ConnectionPool(
+        connection_class=TlsConnection,
+        tls_context=tls_context(env),
+        server_name=env.get("REDIS_TLS_SERVER_NAME") or host,
+        **options,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def main() -> int:

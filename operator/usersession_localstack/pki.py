@@ -176,3 +176,90 @@ def make_pki(directory: Path) -> Pki:
         )
     )
     return pki
+
+
+@dataclass(frozen=True)
+class RedisTlsFiles:
+    """A Redis server's TLS material, under a CA of its own (not the cluster's, which
+    KEDA already trusts through its --ca-dir: a wrong CA must really be wrong)."""
+
+    ca_cert: Path
+    server_cert: Path  # for 127.0.0.1, localhost and SERVER_NAME
+    server_key: Path
+    client_cert: Path  # for mutual TLS: what sessions present
+    client_key: Path
+    wrong_ca_cert: Path  # a CA that signed nothing here
+
+
+REDIS_SERVER_NAME = "redis.usersession.test"
+
+
+def make_redis_tls(directory: Path) -> RedisTlsFiles:
+    directory.mkdir(parents=True, exist_ok=True)
+    files = RedisTlsFiles(
+        ca_cert=directory / "ca.crt",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
+        wrong_ca_cert=directory / "wrong-ca.crt",
+    )
+    ca_key, ca_cert = _ca("usersession-redis-ca")
+    _, wrong_ca = _ca("usersession-redis-wrong-ca")
+
+    def leaf(
+        cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = _key()
+        cert = (
+            _builder(_name(cn), ca_cert.subject, key.public_key())
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        return cert, key
+
+    server_cert, server_key = leaf(
+        "redis",
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [
+            x509.DNSName("localhost"),
+            x509.DNSName(REDIS_SERVER_NAME),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ],
+    )
+    client_cert, client_key = leaf(
+        "usersession", ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName("usersession")]
+    )
+    _write_cert(files.ca_cert, ca_cert)
+    _write_cert(files.wrong_ca_cert, wrong_ca)
+    _write_cert(files.server_cert, server_cert)
+    _write_key(files.server_key, server_key)
+    _write_cert(files.client_cert, client_cert)
+    _write_key(files.client_key, client_key)
+    return files
+
+
+def _ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = _key()
+    name = _name(common_name)
+    cert = (
+        _builder(name, name, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert

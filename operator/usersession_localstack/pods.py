@@ -3,7 +3,9 @@
 kwok pods run no containers, so without this a woken session has a Running pod
 that does nothing. The runner watches the operator's worker pods and, for each
 pod kwok reports Running, starts examples/worker/worker.py with that pod's
-environment (Secret references resolved, as the kubelet would); when the pod
+environment (Secret references resolved, as the kubelet would, and Secret or
+ConfigMap volumes written to a directory of its own, the paths in its
+environment pointing there instead of at the mount path); when the pod
 starts terminating or goes, the process gets SIGTERM and, after the pod's
 terminationGracePeriodSeconds, SIGKILL. A worker that exits while its pod still
 runs is started again, as the kubelet restarts a container. Whatever image the
@@ -147,10 +149,11 @@ class PodRunner:
             "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108  (a worker's HOME, not a temp file)
             "PYTHONUNBUFFERED": "1",
         }
+        mounts = self._write_volumes(pod, container)
         for var in container.env or []:
             value = self._env_value(pod.metadata.namespace, var)
             if value is not None:
-                env[var.name] = value
+                env[var.name] = _relocate(value, mounts)
         log_path = self.log_dir / f"worker-{pod.metadata.namespace}-{pod.metadata.name}.log"
         log.info("pod %s/%s is Running: starting its worker", *_key(pod))
         with log_path.open("ab") as out:
@@ -163,6 +166,47 @@ class PodRunner:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
+
+    def _write_volumes(self, pod: Any, container: Any) -> dict[str, Path]:
+        """Secret and ConfigMap volumes as files: mount path -> local directory."""
+        volumes = {v.name: v for v in pod.spec.volumes or []}
+        namespace = pod.metadata.namespace
+        found: dict[str, Path] = {}
+        for mount in container.volume_mounts or []:
+            volume = volumes.get(mount.name)
+            if volume is None:
+                continue
+            data = self._volume_data(namespace, volume)
+            if data is None:
+                continue
+            directory = self.log_dir / "volumes" / namespace / pod.metadata.name / mount.name
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+            for path, content in data.items():
+                target = directory / path
+                target.write_bytes(content)
+                target.chmod(0o600)
+            found[mount.mount_path.rstrip("/")] = directory
+        return found
+
+    def _volume_data(self, namespace: str, volume: Any) -> dict[str, bytes] | None:
+        """The files a kubelet would mount (only the listed items, when listed)."""
+        try:
+            if volume.secret is not None:
+                source = volume.secret
+                secret = self.core.read_namespaced_secret(source.secret_name, namespace)
+                data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+            elif volume.config_map is not None:
+                source = volume.config_map
+                config_map = self.core.read_namespaced_config_map(source.name, namespace)
+                data = {k: v.encode() for k, v in (config_map.data or {}).items()}
+            else:
+                return None  # other volume types mean nothing to a local process
+        except client.ApiException:
+            return {}  # as with a kubelet, the container would not start; keep going
+        if source.items:
+            return {item.path: data[item.key] for item in source.items if item.key in data}
+        return data
 
     def _env_value(self, namespace: str, var: Any) -> str | None:
         if var.value_from is None:
@@ -209,6 +253,13 @@ class PodRunner:
             return
         log.info("pod %s/%s went: stopping its worker (grace %ss)", *key, grace)
         stop_process_group(process, grace)
+
+
+def _relocate(value: str, mounts: Mapping[str, Path]) -> str:
+    for mount_path, directory in mounts.items():
+        if value.startswith(mount_path + "/"):
+            return str(directory) + value[len(mount_path) :]
+    return value
 
 
 def _key(pod: Any) -> PodKey:

@@ -65,7 +65,7 @@ class Controller:
         self.settings = settings
         self.kube = kube
         self.state = state or ClusterState()
-        self.queues = RedisQueues(self._read_secret)
+        self.queues = RedisQueues(self._read_secret, self._read_config_map)
         self.poller = Poller(
             settings,
             self.state,
@@ -362,6 +362,14 @@ class Controller:
         except ApiException as exc:
             raise LookupError(
                 f"cannot read Secret {namespace}/{name}: {describe_api_error(exc)}"
+            ) from None
+
+    async def _read_config_map(self, namespace: str, name: str, key: str) -> str:
+        try:
+            return await asyncio.to_thread(self.kube.read_config_map_value, namespace, name, key)
+        except ApiException as exc:
+            raise LookupError(
+                f"cannot read ConfigMap {namespace}/{name}: {describe_api_error(exc)}"
             ) from None
 
     async def close(self) -> None:

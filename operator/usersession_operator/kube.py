@@ -64,6 +64,14 @@ def secret_value(secret: Any, namespace: str, name: str, key: str) -> str:
     return base64.b64decode(data).decode()
 
 
+def config_map_value(config_map: Any, namespace: str, name: str, key: str) -> str:
+    """One key of a ConfigMap (a Redis CA bundle); KeyError naming it when absent."""
+    value = (config_map.data or {}).get(key)
+    if value is None:
+        raise KeyError(f"ConfigMap {namespace}/{name} has no key {key!r}")
+    return str(value)
+
+
 def load_api_client() -> client.ApiClient:
     """In-cluster config when running in a pod, else KUBECONFIG / ~/.kube/config.
 
@@ -247,6 +255,10 @@ class Kube:
     def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         secret = self.core.read_namespaced_secret(name, namespace)
         return secret_value(secret, namespace, name, key)
+
+    def read_config_map_value(self, namespace: str, name: str, key: str) -> str:
+        config_map = self.core.read_namespaced_config_map(name, namespace)
+        return config_map_value(config_map, namespace, name, key)
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -11,6 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from usersession_operator.redisconfig import (
+    CONFIG_MAP,
+    DEFAULT_CA_KEY,
+    DEFAULT_CERT_KEY,
+    DEFAULT_KEY_KEY,
+    DEFAULT_USERNAME_KEY,
+    SECRET,
+    KeyRef,
+    RedisTls,
+)
 from usersession_operator.settings import OperatorSettings
 
 GROUP = "sessions.ai-infra.dev"
@@ -50,6 +60,12 @@ RESERVED_ENV_NAMES = frozenset(
         "REDIS_PORT",
         "REDIS_DB",
         "REDIS_PASSWORD",
+        "REDIS_USERNAME",
+        "REDIS_TLS",
+        "REDIS_TLS_CA_FILE",
+        "REDIS_TLS_CERT_FILE",
+        "REDIS_TLS_KEY_FILE",
+        "REDIS_TLS_SERVER_NAME",
     }
 )
 
@@ -70,6 +86,8 @@ class RedisTarget:
     port: int
     database: int
     password_secret: SecretKeyRef
+    username_secret: KeyRef | None = None  # None: Redis's default user
+    tls: RedisTls | None = None  # None: plaintext
 
     @property
     def address(self) -> str:
@@ -364,6 +382,83 @@ def _redis(redis: Mapping[str, Any], settings: OperatorSettings) -> RedisTarget:
         port=port,
         database=_int(redis, "database", settings.redis.database, "spec.redis.database", 0),
         password_secret=secret,
+        username_secret=_username(redis, settings),
+        tls=_tls(redis, settings),
+    )
+
+
+def _username(redis: Mapping[str, Any], settings: OperatorSettings) -> KeyRef | None:
+    if "username" in redis:
+        # As for the password: refused by the CRD, repeated here.
+        raise InvalidSession(
+            "spec.redis.username is not allowed: store the username in a Secret"
+            " and reference it with spec.redis.usernameSecretRef"
+        )
+    ref = _mapping(redis.get("usernameSecretRef"), "spec.redis.usernameSecretRef")
+    if not ref:
+        return settings.redis.auth.username
+    return _key_ref(ref, SECRET, "spec.redis.usernameSecretRef", DEFAULT_USERNAME_KEY)
+
+
+def _tls(redis: Mapping[str, Any], settings: OperatorSettings) -> RedisTls | None:
+    """spec.redis.tls replaces the operator's default as a whole, as passwordSecretRef
+    does: a session never runs with half its own TLS settings and half the default's."""
+    if redis.get("tls") is None:
+        return settings.redis.auth.tls
+    tls = _mapping(redis.get("tls"), "spec.redis.tls")
+    for literal, use in (
+        ("ca", "caSecretRef or caConfigMapRef"),
+        ("cert", "clientCertSecretRef"),
+        ("key", "clientCertSecretRef"),
+    ):
+        if literal in tls:
+            raise InvalidSession(
+                f"spec.redis.tls.{literal} is not allowed: store it in a Secret"
+                f" and reference it with spec.redis.tls.{use}"
+            )
+    enabled = tls.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise InvalidSession("spec.redis.tls.enabled must be true or false")
+    if not enabled:
+        if set(tls) - {"enabled"}:
+            raise InvalidSession(
+                "spec.redis.tls.enabled is false: remove the other spec.redis.tls fields"
+            )
+        return None
+    ca_secret = _mapping(tls.get("caSecretRef"), "spec.redis.tls.caSecretRef")
+    ca_map = _mapping(tls.get("caConfigMapRef"), "spec.redis.tls.caConfigMapRef")
+    if "caSecretRef" in tls and "caConfigMapRef" in tls:
+        raise InvalidSession("spec.redis.tls: set caSecretRef or caConfigMapRef, not both")
+    # Presence, not truthiness: an empty reference is a mistake to report.
+    ca = None
+    if "caSecretRef" in tls:
+        ca = _key_ref(ca_secret, SECRET, "spec.redis.tls.caSecretRef", DEFAULT_CA_KEY)
+    elif "caConfigMapRef" in tls:
+        ca = _key_ref(ca_map, CONFIG_MAP, "spec.redis.tls.caConfigMapRef", DEFAULT_CA_KEY)
+    client = _mapping(tls.get("clientCertSecretRef"), "spec.redis.tls.clientCertSecretRef")
+    cert = key = None
+    if "clientCertSecretRef" in tls:
+        path = "spec.redis.tls.clientCertSecretRef"
+        name = _text(client, "name", f"{path}.name")
+        cert = KeyRef(
+            SECRET, name, _optional_text(client, "certKey", f"{path}.certKey") or DEFAULT_CERT_KEY
+        )
+        key = KeyRef(
+            SECRET, name, _optional_text(client, "keyKey", f"{path}.keyKey") or DEFAULT_KEY_KEY
+        )
+    return RedisTls(
+        ca=ca,
+        client_cert=cert,
+        client_key=key,
+        server_name=_optional_text(tls, "serverName", "spec.redis.tls.serverName") or None,
+    )
+
+
+def _key_ref(ref: Mapping[str, Any], kind: str, path: str, default_key: str) -> KeyRef:
+    return KeyRef(
+        kind,
+        _text(ref, "name", f"{path}.name"),
+        _optional_text(ref, "key", f"{path}.key") or default_key,
     )
 
 

@@ -23,6 +23,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError
 
 from .model import Session, parse_address, processing_key
+from .redisconfig import CONFIG_MAP, KeyRef, RedisTls
+from .redistls import Credentials, fingerprint, make_client, tls_context
 from .settings import OperatorSettings
 from .state import Key, QueueReading
 
@@ -52,7 +54,7 @@ def session_keys_pattern(queue: str) -> str:
 
 @dataclass(frozen=True)
 class QueueTarget:
-    """Where one session's queue lives, and which Secret holds the password."""
+    """Where one session's queue lives, and which Secrets hold its credentials."""
 
     host: str
     port: int
@@ -61,16 +63,23 @@ class QueueTarget:
     secret_name: str
     secret_key: str
     queue: str
+    username: KeyRef | None = None
+    tls: RedisTls | None = None
+    # The name the server's certificate is checked against, when not host.
+    server_name: str | None = None
 
     @classmethod
     def of(cls, session: Session, settings: OperatorSettings) -> QueueTarget:
         redis = session.redis
         host, port = redis.host, redis.port
+        server_name = redis.tls.server_name if redis.tls else None
         # The operator may reach the default Redis at another address than pods do.
         if settings.redis_operator_address and redis.address == settings.redis.address:
             host, port = parse_address(
                 settings.redis_operator_address, "USERSESSION_REDIS_OPERATOR_ADDRESS"
             )
+            # The certificate names the server as pods reach it, not the detour.
+            server_name = server_name or redis.host
         secret = redis.password_secret
         return cls(
             host,
@@ -80,23 +89,32 @@ class QueueTarget:
             secret.name,
             secret.key,
             session.queue_name,
+            username=redis.username_secret,
+            tls=redis.tls,
+            server_name=server_name,
         )
 
 
+# (namespace, name, key) -> the value; LookupError naming what is missing.
 SecretReader = Callable[[str, str, str], Awaitable[str]]
+ConfigMapReader = SecretReader
 
 
 class RedisConnections:
-    """Clients per Redis server and password, shared by every session on them.
+    """Clients per Redis server and credentials, shared by every session on them.
 
-    Passwords come from the Secret each session references, cached for
-    PASSWORD_TTL; callers pass refresh=True after an authentication failure.
-    Used by the operator and the session API alike.
+    Credentials (password, ACL username, TLS material) come from the Secrets and
+    ConfigMaps each session references, cached for PASSWORD_TTL; callers pass
+    refresh=True after an authentication failure. Used by the operator and the
+    session API alike.
     """
 
-    def __init__(self, read_secret: SecretReader) -> None:
+    def __init__(
+        self, read_secret: SecretReader, read_config_map: ConfigMapReader | None = None
+    ) -> None:
         self._read_secret = read_secret
-        self._passwords: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._read_config_map = read_config_map
+        self._credentials: dict[tuple[object, ...], tuple[Credentials, float]] = {}
         self._clients: dict[tuple[str, int, int, str, float | None], aioredis.Redis] = {}
 
     async def close(self) -> None:
@@ -104,33 +122,68 @@ class RedisConnections:
             await client.aclose()
         self._clients.clear()
 
-    async def password(self, target: QueueTarget, refresh: bool = False) -> str:
-        ref = (target.secret_namespace, target.secret_name, target.secret_key)
-        cached = self._passwords.get(ref)
+    async def credentials(self, target: QueueTarget, refresh: bool = False) -> Credentials:
+        ref = (
+            target.secret_namespace,
+            target.secret_name,
+            target.secret_key,
+            target.username,
+            target.tls,
+            target.server_name,
+        )
+        cached = self._credentials.get(ref)
         if cached and not refresh and time.monotonic() - cached[1] < PASSWORD_TTL:
             return cached[0]
-        password = await self._read_secret(*ref)
-        self._passwords[ref] = (password, time.monotonic())
-        return password
+        credentials = await self._read_credentials(target)
+        self._credentials[ref] = (credentials, time.monotonic())
+        return credentials
+
+    async def _read_credentials(self, target: QueueTarget) -> Credentials:
+        namespace = target.secret_namespace
+        password = await self._read_secret(namespace, target.secret_name, target.secret_key)
+        username = await self._value(namespace, target.username)
+        tls = target.tls
+        if tls is None:
+            return Credentials(username, password, None, None, fingerprint(username, password))
+        ca = await self._value(namespace, tls.ca)
+        cert = await self._value(namespace, tls.client_cert)
+        key = await self._value(namespace, tls.client_key)
+        context = tls_context(ca, cert, key, f"namespace {namespace}")
+        return Credentials(
+            username,
+            password,
+            context,
+            target.server_name,
+            fingerprint(username, password, "tls", ca, cert, key, target.server_name),
+        )
+
+    async def _value(self, namespace: str, ref: KeyRef | None) -> str | None:
+        if ref is None:
+            return None
+        if ref.kind == CONFIG_MAP:
+            if self._read_config_map is None:
+                raise LookupError(f"cannot read ConfigMap {namespace}/{ref.name} from here")
+            return await self._read_config_map(namespace, ref.name, ref.key)
+        return await self._read_secret(namespace, ref.name, ref.key)
 
     async def client(
         self, target: QueueTarget, refresh: bool = False, socket_timeout: float | None = TIMEOUT
     ) -> tuple[aioredis.Redis, str]:
-        """A client for target's server, and the password it uses (to group by)."""
-        password = await self.password(target, refresh)
-        key = (target.host, target.port, target.database, password, socket_timeout)
+        """A client for target's server, and a fingerprint of its credentials (to group by)."""
+        credentials = await self.credentials(target, refresh)
+        key = (target.host, target.port, target.database, credentials.fingerprint, socket_timeout)
         client = self._clients.get(key)
         if client is None:
-            client = aioredis.Redis(
-                host=target.host,
-                port=target.port,
-                db=target.database,
-                password=password,
+            client = make_client(
+                target.host,
+                target.port,
+                target.database,
+                credentials,
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=TIMEOUT,
             )
             self._clients[key] = client
-        return client, password
+        return client, credentials.fingerprint
 
     async def run(
         self,
@@ -151,8 +204,10 @@ class RedisConnections:
 class RedisQueues:
     """The operator's side: queue depths of all sessions, and key cleanup."""
 
-    def __init__(self, read_secret: SecretReader) -> None:
-        self.connections = RedisConnections(read_secret)
+    def __init__(
+        self, read_secret: SecretReader, read_config_map: ConfigMapReader | None = None
+    ) -> None:
+        self.connections = RedisConnections(read_secret, read_config_map)
 
     async def close(self) -> None:
         await self.connections.close()
@@ -164,13 +219,12 @@ class RedisQueues:
         readings: dict[Key, QueueReading] = {}
         for key, target in targets.items():
             try:
-                _, password = await self.connections.client(target)
+                _, credentials = await self.connections.client(target)
             except Exception as exc:  # a missing Secret is this session's problem only
                 readings[key] = QueueReading(None, error=describe(exc))
                 continue
-            groups.setdefault((target.host, target.port, target.database, password), []).append(
-                (key, target)
-            )
+            server = (target.host, target.port, target.database, credentials)
+            groups.setdefault(server, []).append((key, target))
         results = await asyncio.gather(*(self._llen_all(members) for members in groups.values()))
         for result in results:
             readings.update(result)
@@ -222,4 +276,7 @@ def describe(exc: BaseException) -> str:
     """A Redis failure for status, logs and API errors (shortened)."""
     # redis-py's messages name the host and the failure, never the password.
     text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        # ssl's own words do not say which setting to look at.
+        text = f"TLS: Redis's certificate does not verify against the configured CA: {text}"
     return f"{type(exc).__name__}: {text}"[:300]

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .redisconfig import RedisAuthDefaults, auth_defaults_from_env
+
 ENV_PREFIX = "USERSESSION_"
 S = TypeVar("S")
 
@@ -36,6 +38,7 @@ class RedisDefaults:
     database: int = 0
     secret_name: str = "redis-auth"  # noqa: S105 - a Secret's name, in the session's namespace
     secret_key: str = "password"  # noqa: S105 - the key inside that Secret
+    auth: RedisAuthDefaults = field(default_factory=RedisAuthDefaults)  # ACL user and TLS
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class OperatorSettings:
             database=number("REDIS_DATABASE", defaults.redis.database, int),
             secret_name=get("REDIS_SECRET_NAME", defaults.redis.secret_name),
             secret_key=get("REDIS_SECRET_KEY", defaults.redis.secret_key),
+            auth=auth_defaults_from_env(lambda name: env.get(ENV_PREFIX + name), ENV_PREFIX),
         )
         namespaces = tuple(n.strip() for n in get("NAMESPACES", "").split(",") if n.strip())
         return cls(

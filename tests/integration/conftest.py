@@ -6,6 +6,7 @@ with their own namespaces instead.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.config import kube_config
 
+from support.logs import Collect
 from support.namespaces import fresh_namespace
 from support.sessions import Api
 from usersession_localstack import LocalCluster
@@ -66,8 +68,10 @@ def operator(
         "USERSESSION_PUSH_PORT": str(push),
         "USERSESSION_PUSH_ADDRESS": f"127.0.0.1:{push}",
     }
-    # A test module may set OPERATOR_ENV to run the operator with other settings.
-    env.update(getattr(request.module, "OPERATOR_ENV", {}))
+    # A test module may set OPERATOR_ENV to run the operator with other settings,
+    # or make it a function of the request, to derive them from its own fixtures.
+    extra = getattr(request.module, "OPERATOR_ENV", {})
+    env.update(extra(request) if callable(extra) else extra)
     if os.environ.get("USERSESSION_TEST_OPERATOR_IDENTITY") == "chart":
         from support.chart import service_account_kubeconfig
 
@@ -117,3 +121,18 @@ def notifications_off(rds: redis.Redis) -> Iterator[None]:
     rds.config_set("notify-keyspace-events", "")
     yield
     rds.config_set("notify-keyspace-events", before)
+
+
+@pytest.fixture
+def operator_log() -> Iterator[Collect]:
+    """Every log line the operator and the session API (both in this process) write
+    meanwhile, at DEBUG."""
+    collect = Collect()
+    collect.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(collect)
+    root.setLevel(logging.DEBUG)
+    yield collect
+    root.removeHandler(collect)
+    root.setLevel(old_level)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from kubernetes import watch
 
+from support.logs import Collect
 from support.sessions import FAST_SCALING, IMAGE, Api, condition, unique
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import wait_for
@@ -349,31 +348,9 @@ def test_a_200_character_name_gets_valid_unique_child_names(
 # -- secrets -------------------------------------------------------------------------
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def operator_log() -> Iterator[_Collect]:
-    """Every log line the operator (running in this process) writes meanwhile, at DEBUG."""
-    collect = _Collect()
-    collect.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(collect)
-    root.setLevel(logging.DEBUG)
-    yield collect
-    root.removeHandler(collect)
-    root.setLevel(old_level)
-
-
+# The TLS and ACL secrets (username, client key): tests/integration/test_redis_tls.py.
 def test_password_appears_in_no_status_event_child_or_log(
-    api: Api, session_namespace: str, cluster: LocalCluster, operator_log: _Collect
+    api: Api, session_namespace: str, cluster: LocalCluster, operator_log: Collect
 ) -> None:
     ns, name = session_namespace, unique()
     api.create(ns, name)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from usersession_operator import model
+from usersession_operator import model, redisconfig
 from usersession_operator.model import parse_address, session_from_body
 from usersession_operator.settings import OperatorSettings
 
@@ -135,8 +135,21 @@ def test_schema_defaults_match_the_code(schema: Schema) -> None:
     assert grace["maximum"] == model.MAX_TERMINATION_GRACE_SECONDS
     # Redis falls back to the operator's settings, so the schema must not default it.
     assert [path for path, node in walk(at(spec, "redis")) if "default" in node] == [
-        ".passwordSecretRef.key"
+        ".passwordSecretRef.key",
+        ".usernameSecretRef.key",
+        ".tls.enabled",
+        ".tls.caSecretRef.key",
+        ".tls.caConfigMapRef.key",
+        ".tls.clientCertSecretRef.certKey",
+        ".tls.clientCertSecretRef.keyKey",
     ]
+    assert at(spec, "redis.usernameSecretRef.key")["default"] == redisconfig.DEFAULT_USERNAME_KEY
+    assert at(spec, "redis.tls.enabled")["default"] is True
+    for ref in ("caSecretRef", "caConfigMapRef"):
+        assert at(spec, f"redis.tls.{ref}.key")["default"] == redisconfig.DEFAULT_CA_KEY
+    client = at(spec, "redis.tls.clientCertSecretRef")
+    assert at(client, "certKey")["default"] == redisconfig.DEFAULT_CERT_KEY
+    assert at(client, "keyKey")["default"] == redisconfig.DEFAULT_KEY_KEY
 
 
 def test_required_fields(schema: Schema) -> None:
@@ -160,6 +173,34 @@ def test_redis_password_is_refused_with_a_pointer_to_the_secret(schema: Schema) 
     message = rules(redis)["!has(self.password)"]
     assert message.startswith("spec.redis.password is not allowed")
     assert "spec.redis.passwordSecretRef" in message
+
+
+@pytest.mark.parametrize(
+    ("where", "literal", "reference"),
+    [
+        ("spec.redis", "username", "usernameSecretRef"),
+        ("spec.redis.tls", "ca", "caSecretRef or caConfigMapRef"),
+        ("spec.redis.tls", "cert", "clientCertSecretRef"),
+        ("spec.redis.tls", "key", "clientCertSecretRef"),
+    ],
+)
+def test_redis_literals_are_refused_with_a_pointer_to_the_reference(
+    schema: Schema, where: str, literal: str, reference: str
+) -> None:
+    node = at(schema, where)
+    assert at(node, literal)["description"].startswith("Not allowed")
+    refusals = [m for rule, m in rules(node).items() if f"has(self.{literal})" in rule]
+    assert len(refusals) == 1
+    assert "not allowed" in refusals[0]
+    assert reference in refusals[0]
+
+
+def test_redis_tls_rules(schema: Schema) -> None:
+    messages = rules(at(schema, "spec.redis.tls"))
+    assert "spec.redis.tls: set caSecretRef or caConfigMapRef, not both" in messages.values()
+    assert any(m.startswith("spec.redis.tls.enabled is false") for m in messages.values())
+    (name_rule,) = rules(at(schema, "spec.redis.tls.serverName"))
+    assert "DNS name" in rules(at(schema, "spec.redis.tls.serverName"))[name_rule]
 
 
 def test_reserved_env_names_are_refused(schema: Schema) -> None:
@@ -318,7 +359,11 @@ def violations(value: Any, node: Schema, path: str) -> list[str]:
     return found
 
 
-EXAMPLE_SESSIONS = ["usersession-minimal.yaml", "usersession-full.yaml"]
+EXAMPLE_SESSIONS = [
+    "usersession-minimal.yaml",
+    "usersession-full.yaml",
+    "usersession-managed-redis.yaml",
+]
 
 
 @pytest.mark.parametrize("filename", EXAMPLE_SESSIONS)
@@ -363,7 +408,10 @@ def test_full_example_sets_every_spec_field(schema: Schema) -> None:
     def unset(value: Any, node: Schema, path: str) -> list[str]:
         missing = []
         for key, child in node.get("properties", {}).items():
-            if key == "password":  # declared only to be refused
+            # Declared only to be refused, or the alternative to a field that is set.
+            if child.get("description", "").startswith("Not allowed") or (
+                f"{path}.{key}" == "spec.redis.tls.caConfigMapRef"
+            ):
                 continue
             if key not in value:
                 missing.append(f"{path}.{key}")

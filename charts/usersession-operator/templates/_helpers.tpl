@@ -27,3 +27,45 @@ app.kubernetes.io/component: operator
 {{- define "uso.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- /* The Secrets holding Redis credentials that the operator and the session API may
+read: the password's, and the ACL username's and TLS material's when configured. */ -}}
+{{- define "uso.redisSecretNames" -}}
+{{- $r := .Values.redis -}}
+{{- $names := list $r.secretName -}}
+{{- with $r.usernameSecretName }}{{ $names = append $names . }}{{ end -}}
+{{- if $r.tls.enabled -}}
+{{- with $r.tls.caSecretName }}{{ $names = append $names . }}{{ end -}}
+{{- with $r.tls.clientSecretName }}{{ $names = append $names . }}{{ end -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
+{{- end -}}
+
+{{- /* The ACL user and TLS defaults, as env entries under a prefix (USERSESSION_ or SESSIONAPI_). */ -}}
+{{- define "uso.redisAuthEnv" -}}
+{{- $p := .prefix -}}
+{{- $r := .redis -}}
+{{- if and $r.tls.caSecretName $r.tls.caConfigMapName -}}
+{{- fail "redis.tls: set caSecretName or caConfigMapName, not both" -}}
+{{- end -}}
+{{- with $r.usernameSecretName }}
+- {name: {{ $p }}REDIS_USERNAME_SECRET_NAME, value: {{ . | quote }}}
+- {name: {{ $p }}REDIS_USERNAME_SECRET_KEY, value: {{ $r.usernameSecretKey | quote }}}
+{{- end }}
+{{- if $r.tls.enabled }}
+- {name: {{ $p }}REDIS_TLS, value: "true"}
+{{- with $r.tls.caSecretName }}
+- {name: {{ $p }}REDIS_TLS_CA_SECRET_NAME, value: {{ . | quote }}}
+{{- end }}
+{{- with $r.tls.caConfigMapName }}
+- {name: {{ $p }}REDIS_TLS_CA_CONFIGMAP_NAME, value: {{ . | quote }}}
+{{- end }}
+- {name: {{ $p }}REDIS_TLS_CA_KEY, value: {{ $r.tls.caKey | quote }}}
+{{- with $r.tls.clientSecretName }}
+- {name: {{ $p }}REDIS_TLS_CLIENT_SECRET_NAME, value: {{ . | quote }}}
+{{- end }}
+{{- with $r.tls.serverName }}
+- {name: {{ $p }}REDIS_TLS_SERVER_NAME, value: {{ . | quote }}}
+{{- end }}
+{{- end }}
+{{- end -}}

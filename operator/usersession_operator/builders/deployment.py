@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
+from usersession_operator.builders.redisauth import redis_auth_env, redis_auth_volumes
 from usersession_operator.model import Session
 from usersession_operator.names import COMPONENT_WORKER, child_name, labels, selector_labels
 
@@ -39,7 +40,7 @@ def operator_env(session: Session) -> list[dict[str, Any]]:
             "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
         }
     )
-    return env
+    return env + redis_auth_env(session)
 
 
 def build_deployment(session: Session) -> dict[str, Any]:
@@ -79,6 +80,12 @@ def build_deployment(session: Session) -> dict[str, Any]:
     }
     if workload.pod_annotations:
         pod_metadata["annotations"] = dict(workload.pod_annotations)
+
+    # Appended, not assigned: the pod may have other volumes already.
+    volumes, mounts = redis_auth_volumes(session)
+    if volumes:
+        pod_spec["volumes"] = pod_spec.get("volumes", []) + volumes
+        container["volumeMounts"] = container.get("volumeMounts", []) + mounts
 
     return {
         "apiVersion": "apps/v1",

@@ -106,16 +106,22 @@ def _redis_trigger(
     session: Session, trigger_name: str, list_name: str, length: int, activation: int
 ) -> dict[str, Any]:
     redis = session.redis
+    # KEDA's trigger metadata is a map of strings.
+    metadata = {
+        "address": redis.address,
+        "listName": list_name,
+        "listLength": str(length),
+        "activationListLength": str(activation),
+        "databaseIndex": str(redis.database),
+    }
+    if redis.tls is not None:
+        # Here rather than as the TriggerAuthentication's "tls" parameter, which
+        # would have to come from a Secret: it is not a secret. KEDA verifies the
+        # server against the address's host (it has no server-name setting).
+        metadata["enableTLS"] = "true"
     return {
         "type": "redis",
         "name": trigger_name,
-        # KEDA's trigger metadata is a map of strings.
-        "metadata": {
-            "address": redis.address,
-            "listName": list_name,
-            "listLength": str(length),
-            "activationListLength": str(activation),
-            "databaseIndex": str(redis.database),
-        },
+        "metadata": metadata,
         "authenticationRef": {"name": child_name(session.name)},
     }

@@ -66,7 +66,11 @@ def create_app(
         or Authenticator(tokens_file=settings.tokens_file, tokens=settings.tokens),
         cache=SessionCache(api_client, settings.namespace),
         store=store,
-        queues=SessionQueues(store.read_secret_value, settings.max_reply_wait_seconds),
+        queues=SessionQueues(
+            store.read_secret_value,
+            settings.max_reply_wait_seconds,
+            read_config_map=store.read_config_map_value,
+        ),
         metrics=ApiMetrics(),
     )
     public = PUBLIC | ({"/metrics"} if settings.public_metrics else set())

@@ -33,6 +33,11 @@ class Context:
         address = self.settings.redis_api_address or self.settings.redis.address
         host, port = parse_address(address, "the session API's Redis address setting")
         redis = self.settings.redis
+        tls = redis.auth.tls
+        server_name = tls.server_name if tls else None
+        if tls and self.settings.redis_api_address:
+            # Checked against the name sessions use, not the detour's.
+            server_name = server_name or parse_address(redis.address, "")[0]
         return QueueTarget(
             host,
             port,
@@ -41,6 +46,9 @@ class Context:
             redis.secret_name,
             redis.secret_key,
             queue="",
+            username=redis.auth.username,
+            tls=tls,
+            server_name=server_name,
         )
 
 

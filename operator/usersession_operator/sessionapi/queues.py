@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from usersession_operator.model import processing_key
 from usersession_operator.queues import (
     TIMEOUT,
+    ConfigMapReader,
     QueueTarget,
     RedisConnections,
     SecretReader,
@@ -33,8 +34,13 @@ log = logging.getLogger(__name__)
 
 
 class SessionQueues:
-    def __init__(self, read_secret: SecretReader, max_wait_seconds: float) -> None:
-        self._connections = RedisConnections(read_secret)
+    def __init__(
+        self,
+        read_secret: SecretReader,
+        max_wait_seconds: float,
+        read_config_map: ConfigMapReader | None = None,
+    ) -> None:
+        self._connections = RedisConnections(read_secret, read_config_map)
         self._max_wait = max_wait_seconds
 
     async def close(self) -> None:
@@ -52,7 +58,7 @@ class SessionQueues:
         try:
             return await self._connections.run(target, operation, socket_timeout=timeout)
         except LookupError as exc:
-            raise redis_unavailable(f"no password: {exc}") from None
+            raise redis_unavailable(f"no Redis credentials: {exc}") from None
         except (RedisError, OSError) as exc:
             raise redis_unavailable(describe(exc)) from None
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from usersession_operator.redisconfig import auth_defaults_from_env
 from usersession_operator.settings import OperatorSettings, RedisDefaults
 
 ENV_PREFIX = "SESSIONAPI_"
@@ -66,6 +67,7 @@ class ApiSettings:
                 database=int(get("REDIS_DATABASE", str(defaults.redis.database))),
                 secret_name=get("REDIS_SECRET_NAME", defaults.redis.secret_name),
                 secret_key=get("REDIS_SECRET_KEY", defaults.redis.secret_key),
+                auth=auth_defaults_from_env(lambda name: env.get(ENV_PREFIX + name), ENV_PREFIX),
             ),
             redis_api_address=env.get(ENV_PREFIX + "REDIS_API_ADDRESS") or None,
             tokens_file=env.get(ENV_PREFIX + "TOKENS_FILE") or None,

@@ -14,7 +14,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from usersession_operator.kube import secret_value, server_message
+from usersession_operator.kube import config_map_value, secret_value, server_message
 from usersession_operator.model import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 from .errors import ApiError, kubernetes_unavailable
@@ -127,6 +127,16 @@ class SessionStore:
             raise LookupError(f"cannot read Secret {namespace}/{name}: {exc.message}") from None
         try:
             return secret_value(secret, namespace, name, key)
+        except KeyError as exc:
+            raise LookupError(str(exc.args[0])) from None
+
+    async def read_config_map_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            config_map = await _call(self._core.read_namespaced_config_map, name, namespace)
+        except ApiError as exc:
+            raise LookupError(f"cannot read ConfigMap {namespace}/{name}: {exc.message}") from None
+        try:
+            return config_map_value(config_map, namespace, name, key)
         except KeyError as exc:
             raise LookupError(str(exc.args[0])) from None
 

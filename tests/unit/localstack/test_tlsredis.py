@@ -1,0 +1,18 @@
+"""The local TLS Redis's ACL is the one the README documents."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from usersession_localstack.tlsredis import session_user_rules
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_the_readme_acl_is_the_one_the_tls_tier_runs_under() -> None:
+    (block,) = re.findall(r"```\nACL SETUSER (.*?)```", README.read_text(), re.S)
+    documented = block.split()
+    assert documented[:2] == ["sessions-app", "on"]
+    assert documented[2] == ">PASSWORD"
+    assert ["on", *documented[3:]] == session_user_rules().split()
