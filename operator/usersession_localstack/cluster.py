@@ -18,7 +18,7 @@ from . import assets
 from .keda import launch_keda
 from .loopback import free_port, http_ok, https_insecure_ok
 from .pki import Pki, make_pki
-from .process import Component, argv
+from .process import Component, argv, stop_all
 from .redisserver import launch_redis
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -113,8 +113,7 @@ class LocalCluster:
         return self
 
     def stop(self) -> None:
-        for component in reversed(self.components):
-            component.stop()
+        stop_all(self.components)
         self.components.clear()
         if self._own_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -143,6 +142,8 @@ class LocalCluster:
             "--log-level": "warn",
         }
         etcd = self._launch("etcd", bin_dir, etcd_flags)
+        # Its graceful stop waits seconds for clients; its data dies with the cluster.
+        etcd.grace = 2.0
         etcd.wait_until(lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"), 60)
 
         apiserver_flags: dict[str, object] = {
@@ -165,6 +166,9 @@ class LocalCluster:
             "--endpoint-reconciler-type": "none",
         }
         apiserver = self._launch("kube-apiserver", bin_dir, apiserver_flags)
+        # On SIGTERM it stops serving at once, then its process lingers until killed:
+        # a throwaway cluster need not wait the usual ten seconds for it.
+        apiserver.grace = 2.0
         apiserver.wait_until(lambda: self.api_ok("/readyz"), 120, "ready")
 
         kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()

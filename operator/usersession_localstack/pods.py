@@ -35,7 +35,7 @@ from usersession_operator.names import (
 )
 
 from . import assets
-from .process import die_with_parent, stop_process_group
+from .process import die_with_parent, stop_process_group, stop_processes
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,10 @@ class PodRunner:
     def stop(self) -> None:
         self._stopping.set()
         with self._lock:
-            keys = list(self.processes)
-        for key in keys:
-            self._terminate(key, grace=10)
+            processes = list(self.processes.values())
+            self.processes.clear()
+            self._running_pods.clear()
+        stop_processes(processes, grace=10)  # all at once: each worker may use its grace
 
     # -- the watch loop --------------------------------------------------------
 

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -33,6 +33,8 @@ class Component:
         self.argv = list(argv)
         self.log_path = log_dir / f"{name}.log"
         self.env = env
+        # How long stop() waits after SIGTERM before SIGKILL.
+        self.grace = 10.0
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,22 +85,47 @@ class Component:
             f" last log lines ({self.log_path}):\n{self.log_tail()}"
         )
 
-    def stop(self, grace: float = 10.0) -> None:
-        if self._proc is not None:
-            stop_process_group(self._proc, grace)
+    def stop(self) -> None:
+        stop_all([self])
+
+
+def stop_all(components: Iterable[Component]) -> None:
+    """SIGTERM every component at once, then wait for each up to its own grace: stopped
+    one after another, their shutdown times would add up (a Ctrl-C taking a minute)."""
+    started = [c for c in components if c._proc is not None]
+    _stop([(c._proc, c.grace) for c in started if c._proc is not None])
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    """stop_all for processes started in sessions of their own, with one grace."""
+    _stop([(proc, grace) for proc in procs])
+
+
+def _stop(procs: Sequence[tuple[subprocess.Popen[bytes], float]]) -> None:
+    for proc, grace in procs:
+        _signal(proc, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+    signalled = time.monotonic()
+    for proc, grace in procs:
+        _wait_or_kill(proc, max(0.0, signalled + grace - time.monotonic()))
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM a process started in its own session, SIGKILL after grace (at once if 0)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+    _signal(proc, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+    _wait_or_kill(proc, grace)
+
+
+def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signum)
+
+
+def _wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _signal(proc, signal.SIGKILL)
         proc.wait(timeout=5)
 
 

@@ -20,7 +20,7 @@ from kubernetes import config
 from .cluster import LocalCluster
 from .loopback import free_port, http_ok
 from .pods import PodRunner
-from .process import Component
+from .process import Component, stop_all
 
 NAMESPACE = "default"
 SECRET_NAME, SECRET_KEY = "redis-auth", "password"
@@ -57,8 +57,9 @@ class Stack:
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stop()
-        for process in reversed(self.processes):
-            process.stop()
+        # Ours together (operator, session API), then the cluster's: each layer
+        # shuts down while the one below it still answers.
+        stop_all(self.processes)
         self.cluster.stop()
 
     def _start(self) -> None:

@@ -116,6 +116,8 @@ def create_request(body: Mapping[str, Any]) -> CreateRequest:
             errors.append(_err(where, f"values are strings of at most {MAX_ENV_VALUE}"))
     storage = _storage(body.get("storage"), errors) if "storage" in body else None
     expiry = body.get("expire_after_idle_seconds")
+    if isinstance(expiry, float) and expiry.is_integer():
+        expiry = int(expiry)  # JSON has one number type: 3600.0 is the integer 3600
     if "expire_after_idle_seconds" in body and not (
         isinstance(expiry, int)
         and not isinstance(expiry, bool)

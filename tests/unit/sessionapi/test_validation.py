@@ -45,6 +45,8 @@ def test_a_valid_create_request() -> None:
     )
     assert with_disk.storage == {"size": "10Gi", "mountPath": "/data"}
     assert with_disk.expire_after_idle_seconds == 3600
+    as_float = validation.create_request({"expire_after_idle_seconds": 3600.0})
+    assert as_float.expire_after_idle_seconds == 3600
     half = validation.create_request({"storage": {"size": "0.5Gi", "mount_path": "/w"}})
     assert half.storage == {"size": "0.5Gi", "mountPath": "/w"}
 
@@ -81,6 +83,7 @@ def test_a_valid_create_request() -> None:
         ({"expire_after_idle_seconds": 5}, "expire_after_idle_seconds"),
         ({"expire_after_idle_seconds": True}, "expire_after_idle_seconds"),
         ({"expire_after_idle_seconds": "3600"}, "expire_after_idle_seconds"),
+        ({"expire_after_idle_seconds": 3600.5}, "expire_after_idle_seconds"),
     ],
 )
 def test_invalid_create_requests_name_the_field(body: dict[str, object], field: str) -> None:
