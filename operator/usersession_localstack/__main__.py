@@ -37,6 +37,10 @@ def main() -> int:
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A shell starting us in the background (`cmd &` without job control) leaves
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt: Ctrl-C, or
+    # `kill -INT`, must stop the stack wherever it was started from.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print("Starting the local stack (the first run builds the binaries, which takes a while)...")
     if args.cluster_only:
         with LocalCluster() as cluster:

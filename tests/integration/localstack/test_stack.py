@@ -40,6 +40,9 @@ def main_job(tmp_path: Path) -> Any:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # Started as `hack/run.sh &` from a script would be: with SIGINT ignored,
+        # which the stack must undo for the Ctrl-C at the end to stop it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     lines: list[str] = []
 
