@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .model import check_settings
 from .settings import OperatorSettings, with_flags
+from .spec import check_settings
 
 log = logging.getLogger("usersession_operator")
 

@@ -40,12 +40,12 @@ from .model import (
     Session,
     default_queue_name,
     processing_key,
-    session_from_body,
 )
 from .names import child_name
 from .polling import Poller
 from .queues import QueueTarget, RedisQueues
 from .settings import OperatorSettings
+from .spec import session_from_body
 from .state import ClusterState, Key, ReconcileResult
 from .status import (
     Observation,

@@ -15,9 +15,10 @@ from . import metrics, pushscaler
 from .builders import CLAIM, DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH
 from .controller import Controller
 from .kube import Kube, connection_info, load_api_client
-from .model import GROUP, PLURAL, VERSION, InvalidSession, check_settings
+from .model import GROUP, PLURAL, VERSION, InvalidSession
 from .names import MANAGED_BY_SELECTOR
 from .settings import OperatorSettings
+from .spec import check_settings
 
 log = logging.getLogger(__name__)
 

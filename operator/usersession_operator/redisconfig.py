@@ -2,7 +2,7 @@
 
 Only references live here (Secret or ConfigMap, key): the values are read by
 whoever connects (operator, session API, KEDA, the pod), never copied anywhere.
-Kept apart from model.py so the settings of both processes can share the
+Kept apart from model.py and spec.py so the settings of both processes can share the
 environment parsing without importing the spec parser.
 """
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from usersession_operator import model, redisconfig
-from usersession_operator.model import parse_address, session_from_body
+from usersession_operator.model import parse_address
 from usersession_operator.settings import OperatorSettings
+from usersession_operator.spec import session_from_body
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "sessions.ai-infra.dev_usersessions.yaml"

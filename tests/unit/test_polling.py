@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from usersession_operator.model import Session, session_from_body
+from usersession_operator.model import Session
 from usersession_operator.polling import Poller
 from usersession_operator.queues import QueueTarget
 from usersession_operator.settings import OperatorSettings
+from usersession_operator.spec import session_from_body
 from usersession_operator.state import ClusterState, Key, QueueReading
 
 SETTINGS = OperatorSettings()

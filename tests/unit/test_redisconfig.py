@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from usersession_operator.model import InvalidSession, Session, session_from_body
+from usersession_operator.model import InvalidSession, Session
 from usersession_operator.redisconfig import (
     CONFIG_MAP,
     SECRET,
@@ -19,6 +19,7 @@ from usersession_operator.redisconfig import (
 )
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.settings import OperatorSettings
+from usersession_operator.spec import session_from_body
 
 MakeSession = Callable[..., Session]
 MakeBody = Callable[..., dict[str, Any]]

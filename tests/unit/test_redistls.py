@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from usersession_localstack.pki import make_redis_tls
-from usersession_operator.model import session_from_body
 from usersession_operator.queues import QueueTarget
 from usersession_operator.redistls import (
     BadCredential,
@@ -19,6 +18,7 @@ from usersession_operator.redistls import (
     tls_context,
 )
 from usersession_operator.settings import OperatorSettings, RedisDefaults
+from usersession_operator.spec import session_from_body
 
 
 def test_a_ca_that_is_not_pem_is_named_not_quoted() -> None:

@@ -12,9 +12,10 @@ import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from usersession_operator.model import InvalidSession, session_from_body
+from usersession_operator.model import InvalidSession
 from usersession_operator.names import child_name
 from usersession_operator.queues import QueueTarget
+from usersession_operator.spec import session_from_body
 from usersession_operator.status import Phase
 
 from . import errors, validation, views
