@@ -35,7 +35,7 @@ from usersession_operator.names import (
 )
 
 from . import assets
-from .process import die_with_parent, stop_process_group, stop_processes
+from .process import stop_process_group, stop_processes, with_parent
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +159,12 @@ class PodRunner:
         log.info("pod %s/%s is Running: starting its worker", *_key(pod))
         with log_path.open("ab") as out:
             return subprocess.Popen(
-                [sys.executable, str(WORKER)],
+                with_parent([sys.executable, str(WORKER)]),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
             )
 
     def _write_volumes(self, pod: Any, container: Any) -> dict[str, Path]:

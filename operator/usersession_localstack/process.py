@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
-
 
 class ComponentFailed(RuntimeError):
     """A component exited or never became healthy; the message carries its log tail."""
 
 
-def die_with_parent() -> None:
-    # If the Python process is killed outright (SIGKILL, OOM), its finally
-    # blocks never run; the kernel then stops the children for us.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def with_parent(argv: Sequence[str]) -> list[str]:
+    """argv, run so that it dies with this process.
+
+    If the Python process is killed outright (SIGKILL, OOM), its finally blocks
+    never run; the kernel then sends the child SIGTERM (PR_SET_PDEATHSIG, which
+    survives exec). util-linux's setpriv sets it before exec'ing the command: a
+    preexec_fn would run Python between fork and exec in a process with threads
+    (gRPC's, kopf's), which can crash the child before it starts.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 class Component:
@@ -44,13 +48,12 @@ class Component:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                self.argv,
+                with_parent(self.argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,  # its own process group: we stop it and its children
-                preexec_fn=die_with_parent,
             )
 
     def running(self) -> bool:

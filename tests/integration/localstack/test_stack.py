@@ -33,16 +33,15 @@ def main_job(tmp_path: Path) -> Any:
     """hack/run.sh as a user runs it on a machine with no cluster configured."""
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "PYTEST_CURRENT_TEST")}
     env.update(HOME=str(tmp_path), USERSESSION_CACHE=_cache_dir())  # no ~/.kube/config here
+    # Started as `hack/run.sh &` from a script would be: with SIGINT ignored,
+    # which the stack must undo for the Ctrl-C at the end to stop it.
     process = subprocess.Popen(
-        ["bash", str(REPO_ROOT / "hack" / "run.sh")],
+        ["bash", "-c", 'trap "" INT; exec bash "$0"', str(REPO_ROOT / "hack" / "run.sh")],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        # Started as `hack/run.sh &` from a script would be: with SIGINT ignored,
-        # which the stack must undo for the Ctrl-C at the end to stop it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     lines: list[str] = []
 
