@@ -76,27 +76,7 @@ def _builder(
 
 def make_pki(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca_name = _name("usersession-localcluster-ca")
-    ca_cert = (
-        _builder(ca_name, ca_name, ca_key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca_cert = _ca("usersession-localcluster-ca")
 
     def leaf(
         cn: str,
@@ -104,13 +84,7 @@ def make_pki(directory: Path) -> Pki:
         usage: x509.ObjectIdentifier,
         sans: list[x509.GeneralName] | None = None,
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = _key()
-        builder = _builder(_name(cn, org), ca_name, key.public_key()).add_extension(
-            x509.ExtendedKeyUsage([usage]), critical=False
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return builder.sign(ca_key, hashes.SHA256()), key
+        return _leaf(ca_key, ca_cert, _name(cn, org), usage, sans)
 
     server_cert, server_key = leaf(
         "kube-apiserver",
@@ -210,14 +184,7 @@ def make_redis_tls(directory: Path) -> RedisTlsFiles:
     def leaf(
         cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = _key()
-        cert = (
-            _builder(_name(cn), ca_cert.subject, key.public_key())
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        return cert, key
+        return _leaf(ca_key, ca_cert, _name(cn), usage, sans)
 
     server_cert, server_key = leaf(
         "redis",
@@ -263,3 +230,20 @@ def _ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
         .sign(key, hashes.SHA256())
     )
     return key, cert
+
+
+def _leaf(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName] | None = None,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate for one server or client usage, signed by the CA."""
+    key = _key()
+    builder = _builder(subject, ca_cert.subject, key.public_key()).add_extension(
+        x509.ExtendedKeyUsage([usage]), critical=False
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key
