@@ -11,9 +11,7 @@ from .process import Component, ComponentFailed
 
 def launch_redis(workdir: Path, port: int, password: str) -> Component:
     """Start redis-server on 127.0.0.1:port and return it once it answers AUTH and PING."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ComponentFailed("redis-server not found: install it (apt-get install redis-server)")
+    binary = redis_binary()
     config = workdir / "redis.conf"
     # The password goes into a 0600 file rather than argv, where ps would show it.
     config.write_text(
@@ -33,6 +31,14 @@ def launch_redis(workdir: Path, port: int, password: str) -> Component:
     redis.start()
     redis.wait_until(lambda: _answers(port, password), 30)
     return redis
+
+
+def redis_binary() -> str:
+    """The redis-server program, or an error that says how to get it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ComponentFailed("redis-server not found: install it (apt-get install redis-server)")
+    return binary
 
 
 def _answers(port: int, password: str) -> bool:

@@ -11,7 +11,6 @@ LocalCluster is left alone, so nothing else changes.
 from __future__ import annotations
 
 import secrets
-import shutil
 from pathlib import Path
 from types import TracebackType
 
@@ -19,7 +18,8 @@ import redis
 
 from .loopback import free_port
 from .pki import RedisTlsFiles, make_redis_tls
-from .process import Component, ComponentFailed
+from .process import Component
+from .redisserver import redis_binary
 
 # The least-privilege ACL the README documents, command by command.
 SESSION_KEYS = "~usersession:*"
@@ -93,11 +93,7 @@ class TlsRedis:
         self.stop()
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise ComponentFailed(
-                "redis-server not found: install it (apt-get install redis-server)"
-            )
+        binary = redis_binary()
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         files = self.files
         config = self.workdir / "redis-tls.conf"

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -357,19 +357,20 @@ class Controller:
     # -- plumbing -------------------------------------------------------------------
 
     async def _read_secret(self, namespace: str, name: str, key: str) -> str:
-        try:
-            return await asyncio.to_thread(self.kube.read_secret_value, namespace, name, key)
-        except ApiException as exc:
-            raise LookupError(
-                f"cannot read Secret {namespace}/{name}: {describe_api_error(exc)}"
-            ) from None
+        return await self._read("Secret", self.kube.read_secret_value, namespace, name, key)
 
     async def _read_config_map(self, namespace: str, name: str, key: str) -> str:
+        return await self._read("ConfigMap", self.kube.read_config_map_value, namespace, name, key)
+
+    async def _read(
+        self, kind: str, read: Callable[[str, str, str], str], namespace: str, name: str, key: str
+    ) -> str:
+        """One value of a Secret or ConfigMap, off the loop; a failure says which object."""
         try:
-            return await asyncio.to_thread(self.kube.read_config_map_value, namespace, name, key)
+            return await asyncio.to_thread(read, namespace, name, key)
         except ApiException as exc:
             raise LookupError(
-                f"cannot read ConfigMap {namespace}/{name}: {describe_api_error(exc)}"
+                f"cannot read {kind} {namespace}/{name}: {describe_api_error(exc)}"
             ) from None
 
     async def close(self) -> None:
