@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
 from kubernetes.client import ApiException
 
-from . import metrics
+from . import metrics, watching
 from .builders import (
     CHILD_KINDS,
     CLAIM,
@@ -36,12 +38,16 @@ from .expiry import expired
 from .kube import Kube, describe_api_error
 from .model import (
     DEFAULT_START_TIMEOUT_SECONDS,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
     InvalidSession,
     Session,
     default_queue_name,
     processing_key,
 )
-from .names import child_name
+from .names import MANAGED_BY_SELECTOR, child_name
 from .polling import Poller
 from .queues import QueueTarget, RedisQueues
 from .settings import OperatorSettings
@@ -57,10 +63,16 @@ from .status import (
 
 log = logging.getLogger(__name__)
 
+SESSION = watching.Resource(KIND, GROUP, VERSION, PLURAL)
+
 
 class Controller:
     def __init__(
-        self, settings: OperatorSettings, kube: Kube, state: ClusterState | None = None
+        self,
+        settings: OperatorSettings,
+        kube: Kube,
+        state: ClusterState | None = None,
+        forget: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
@@ -71,10 +83,18 @@ class Controller:
             self.state,
             self.queues,
             self._live_session,
-            self.refresh_status,
+            self._refresh_settled,
             self.expire_idle,
         )
+        # Set once the children's watches have listed everything: from then on a
+        # child missing from the state is missing from the cluster.
+        self.children_synced = False
+        self._forget = forget  # drops what kopf remembers of a deleted object
         self._locks: dict[Key, asyncio.Lock] = {}
+        self._parsed: dict[Key, tuple[str, Session | InvalidSession]] = {}
+        self._refreshing: set[Key] = set()  # refreshes scheduled and not started yet
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._watches: list[watching.Watch] = []
         self._tables = {
             DEPLOYMENT: self.state.deployments,
             SCALED_OBJECT: self.state.scaled_objects,
@@ -82,17 +102,56 @@ class Controller:
             CLAIM: self.state.claims,
         }
 
+    # -- start ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Learn every session, then every child and pod, before kopf hands over the
+        first session: so that a restart finds its children as wanted and its
+        statuses current, and writes nothing."""
+        api_client = self.kube.api_client
+        namespaces = self.settings.namespaces
+        sessions = await asyncio.to_thread(watching.list_all, api_client, SESSION, namespaces)
+        for body in sessions:
+            self.state.upsert_session(body)
+        del sessions
+        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items())
+        feeds: list[tuple[watching.Resource, watching.Deliver]] = [
+            (watching.Resource(k.kind, k.group, k.version, k.plural), self._child_feed(k))
+            for k in CHILD_KINDS
+        ]
+        feeds.append((watching.POD, self.pod_seen))
+        scopes: list[str | None] = list(namespaces) or [None]
+        self._watches = [
+            watching.Watch(api_client, resource, selector, namespace, deliver)
+            for resource, deliver in feeds
+            for namespace in scopes
+        ]
+        for watch in self._watches:
+            watch.start()
+        await asyncio.gather(*(watch.synced.wait() for watch in self._watches))
+        self.children_synced = True
+        log.info(
+            "knew %d sessions and their children before handling any", len(self.state.sessions)
+        )
+
+    def _child_feed(self, kind: ChildKind) -> watching.Deliver:
+        return lambda event_type, body: self.child_seen(kind, event_type, body)
+
     # -- reconcile -----------------------------------------------------------
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
+        """Make the children match the spec, writing only those that differ.
+
+        Level-based: after a restart every session is reconciled again, and one
+        whose children are as wanted costs no write at all.
+        """
         key = self.state.upsert_session(body)
-        try:
-            session = session_from_body(body, self.settings)
-        except InvalidSession as exc:
-            self.state.reconciled[key] = ReconcileResult(_generation(body), str(exc))
+        session = self._session(key)
+        if isinstance(session, InvalidSession):
+            self.state.reconciled[key] = ReconcileResult(_generation(body), str(session))
             await self.refresh_status(key)
             metrics.RECONCILES.labels("invalid").inc()
-            raise kopf.PermanentError(str(exc)) from exc
+            raise kopf.PermanentError(str(session))
         started = time.monotonic()
         try:
             await self._apply_children(session)
@@ -104,44 +163,68 @@ class Controller:
             raise kopf.TemporaryError(message, delay=10) from exc
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         metrics.RECONCILES.labels("ok").inc()
-        self.poller.follow(key, QueueTarget.of(session, self.settings))
+        target = QueueTarget.of(session, self.settings)
+        self.poller.follow(key, target)
+        if key not in self.state.queues and "queueDepth" not in (body.get("status") or {}):
+            # A new session: read its lists now, so that its first status already
+            # has the depth instead of a second write after the next poll.
+            await self.poller.read({key: target})
         self.state.reconciled[key] = ReconcileResult(session.generation)
         await self.refresh_status(key)
 
     async def _apply_children(self, session: Session) -> None:
         for kind in CHILD_KINDS:  # in apply order
-            await self._apply_child(kind, session)
+            manifest = kind.build(session)
+            if manifest is None:  # the session has none of these (a claim without storage)
+                continue
+            child = self.state.child_key(session.key)
+            if self.state.matched.get(child, {}).get(kind.kind) != _digest(manifest):
+                await self._apply_child(kind, session, manifest)
 
-    async def _apply_child(self, kind: ChildKind, session: Session) -> None:
+    async def _apply_child(
+        self, kind: ChildKind, session: Session, manifest: dict[str, Any] | None = None
+    ) -> None:
         """Apply one child in a worker thread; the state is only touched here, on the loop."""
-        manifest = kind.build(session)
-        if manifest is None:  # the session has none of these (a claim without storage)
+        manifest = manifest or kind.build(session)
+        if manifest is None:
             return
         table = self._tables[kind]
-        known = (session.namespace, child_name(session.name)) in table
-        live = await asyncio.to_thread(self._apply_blocking, kind, manifest, session, known)
+        child = self.state.child_key(session.key)
+        exists: bool | None = True if child in table else None
+        if exists is None and self.children_synced:
+            exists = False
+        live = await asyncio.to_thread(self._apply_blocking, kind, manifest, session, exists)
         # Status can use the result at once instead of waiting for the watch event.
         self.state.record_child(table, live, deleted=False)
+        self._judge(kind, child, manifest, live)
 
     def _apply_blocking(
-        self, kind: ChildKind, manifest: dict[str, Any], session: Session, known: bool
+        self, kind: ChildKind, manifest: dict[str, Any], session: Session, exists: bool | None
     ) -> dict[str, Any]:
         if kind != DEPLOYMENT:
             return self.kube.apply(manifest)
-        name = child_name(session.name)
-        exists = known or self.kube.get(DEPLOYMENT.kind, session.namespace, name)
+        if exists is None:  # the watch has not listed yet: ask
+            name = child_name(session.name)
+            exists = self.kube.get(DEPLOYMENT.kind, session.namespace, name) is not None
         return self.kube.apply_deployment(
-            manifest,
-            initial_deployment(session),
-            replicas_seed(session),
-            exists=bool(exists),
+            manifest, initial_deployment(session), replicas_seed(session), exists=exists
         )
 
-    # -- children's events ---------------------------------------------------
+    def _judge(
+        self, kind: ChildKind, child: Key, wanted: Mapping[str, Any], live: Mapping[str, Any]
+    ) -> bool:
+        """Remember whether a live child matches the wanted one; True if it drifted."""
+        verdicts = self.state.matched.setdefault(child, {})
+        if drifted(wanted, live):
+            verdicts.pop(kind.kind, None)
+            return True
+        verdicts[kind.kind] = _digest(wanted)
+        return False
 
-    async def child_event(
-        self, kind: ChildKind, event_type: str | None, body: Mapping[str, Any]
-    ) -> None:
+    # -- children's events (from watching.py, on the loop) ---------------------
+
+    def child_seen(self, kind: ChildKind, event_type: str, body: Mapping[str, Any]) -> None:
+        """Record a child; restore it if it drifted or went; refresh its session's status."""
         deleted = event_type == "DELETED"
         self.state.record_child(self._tables[kind], body, deleted)
         key = self.state.session_for_child(body)
@@ -149,49 +232,110 @@ class Controller:
             return
         session = self._live_session(key)
         wanted = kind.build(session) if session is not None else None
-        if session is not None and wanted is not None and (deleted or drifted(wanted, body)):
-            log.info(
-                "restoring %s %s/%s of UserSession %s",
-                kind.kind,
-                body["metadata"]["namespace"],
-                body["metadata"]["name"],
-                key[1],
-            )
-            metrics.DRIFT_RESTORES.labels(kind.kind).inc()
-            try:
-                await self._apply_child(kind, session)
-            except ApiException as exc:
-                log.warning(
-                    "could not restore %s for %s/%s: %s", kind.kind, *key, describe_api_error(exc)
-                )
-        await self.refresh_status(key)
+        if session is not None and wanted is not None:
+            child = self.state.child_key(key)
+            if deleted:
+                self.state.matched.get(child, {}).pop(kind.kind, None)
+            if deleted or self._judge(kind, child, wanted, body):
+                self._spawn(self._restore(kind, session, body))
+        self.schedule_refresh(key)
 
-    async def pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+    async def _restore(self, kind: ChildKind, session: Session, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        log.info(
+            "restoring %s %s/%s of UserSession %s",
+            kind.kind,
+            meta.get("namespace"),
+            meta.get("name"),
+            session.name,
+        )
+        metrics.DRIFT_RESTORES.labels(kind.kind).inc()
+        try:
+            await self._apply_child(kind, session)
+        except ApiException as exc:
+            log.warning(
+                "could not restore %s for %s/%s: %s",
+                kind.kind,
+                *session.key,
+                describe_api_error(exc),
+            )
+        await self._refresh_settled(session.key)
+
+    def pod_seen(self, event_type: str, body: Mapping[str, Any]) -> None:
         self.state.record_pod(body, deleted=event_type == "DELETED")
         key = self.state.session_for_child(body)
         if key is not None:
-            await self.refresh_status(key)
+            self.schedule_refresh(key)
+
+    def _session(self, key: Key) -> Session | InvalidSession:
+        """The session parsed from its body, once per resourceVersion (status and
+        the poller ask for it every cycle)."""
+        body = self.state.sessions[key]
+        version = str(body.get("metadata", {}).get("resourceVersion") or "")
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == version and version:
+            return cached[1]
+        parsed: Session | InvalidSession
+        try:
+            parsed = session_from_body(body, self.settings)
+        except InvalidSession as exc:
+            parsed = exc
+        self._parsed[key] = (version, parsed)
+        return parsed
 
     def _live_session(self, key: Key) -> Session | None:
         """The session, unless it is going away or invalid (then children are left alone)."""
         body = self.state.sessions.get(key)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return None
-        try:
-            return session_from_body(body, self.settings)
-        except InvalidSession:
-            return None
+        session = self._session(key)
+        return None if isinstance(session, InvalidSession) else session
 
     def session_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         if event_type == "DELETED":
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             self.state.forget_session(key)
             self._locks.pop(key, None)
+            self._parsed.pop(key, None)
             self.poller.forget(key)
+            if self._forget is not None:
+                self._forget(str(body["metadata"].get("uid") or ""))
         else:
             self.state.upsert_session(body)
 
+    async def settle(self) -> None:
+        """Wait until the background work events started (restores, refreshes) is done."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
     # -- status ----------------------------------------------------------------
+
+    def schedule_refresh(self, key: Key) -> None:
+        """Refresh a session's status soon; events that arrive together make one refresh."""
+        if key not in self._refreshing:
+            self._refreshing.add(key)
+            self._spawn(self._scheduled_refresh(key))
+
+    async def _scheduled_refresh(self, key: Key) -> None:
+        await asyncio.sleep(0)  # let the events already queued land first
+        self._refreshing.discard(key)  # a later event schedules another
+        await self._refresh_settled(key)
+
+    async def _refresh_settled(self, key: Key) -> None:
+        """Refresh, unless the session has not been reconciled yet: its reconcile
+        writes the first status, once, instead of a status per child applied."""
+        if key in self.state.reconciled:
+            await self.refresh_status(key)
 
     async def refresh_status(self, key: Key) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -214,6 +358,8 @@ class Controller:
                 self.state.wake_started.pop(key, None)
             patch = status_patch(previous, desired)
             if patch is None:
+                # Known to be current: the poll need not look again until something changes.
+                self.state.written_status.setdefault(key, dict(previous))
                 return
             warning = new_warning(previous, desired)
             if warning is not None:
@@ -247,11 +393,11 @@ class Controller:
             log.warning("could not post a %s event for %s/%s: %s", reason, *key, detail)
 
     def _observe(self, key: Key, body: Mapping[str, Any]) -> Observation:
-        try:
-            session = session_from_body(body, self.settings)
+        session = self._session(key)
+        if isinstance(session, Session):
             queue, start_timeout = session.queue_name, session.start_timeout_seconds
             claim_wanted = session.storage is not None
-        except InvalidSession:  # status still reports on an invalid session
+        else:  # status still reports on an invalid session
             queue, start_timeout = default_queue_name(*key), DEFAULT_START_TIMEOUT_SECONDS
             claim_wanted = False
         child_key = self.state.child_key(key)
@@ -324,10 +470,9 @@ class Controller:
         """
         key = self.state.upsert_session(body)
         await self.refresh_status(key)
-        try:
-            session = session_from_body(body, self.settings)
-        except InvalidSession as exc:
-            message = f"the session is invalid, so its keys are unknown: {exc}"
+        session = self._session(key)
+        if isinstance(session, InvalidSession):
+            message = f"the session is invalid, so its keys are unknown: {session}"
             await self._warn(key, body, "RedisCleanupSkipped", message)
             return
         target = QueueTarget.of(session, self.settings)
@@ -374,8 +519,18 @@ class Controller:
             ) from None
 
     async def close(self) -> None:
+        for watch in self._watches:
+            watch.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.poller.close()
         await self.queues.close()
+
+
+def _digest(manifest: Mapping[str, Any]) -> str:
+    """Identifies a wanted manifest: equal digests, equal manifests."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, str]:

@@ -1,4 +1,7 @@
-"""kopf handlers for UserSession and its children. Thin: the behaviour is in controller.py."""
+"""kopf handlers for UserSession. Thin: the behaviour is in controller.py.
+
+Children and pods are not watched through kopf: see watching.py.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,17 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
-from . import metrics, pushscaler
-from .builders import CLAIM, DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH
+from . import looplag, metrics, pushscaler
+from .bookkeeping import Bookkeeping
 from .controller import Controller
-from .kube import Kube, connection_info, load_api_client
+from .kube import API_CONCURRENCY, WATCH_CONNECTIONS, Kube, connection_info, load_api_client
 from .model import GROUP, PLURAL, VERSION, InvalidSession
-from .names import MANAGED_BY_SELECTOR
 from .settings import OperatorSettings
 from .spec import check_settings
 
@@ -33,13 +36,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         check_settings(config)
     except InvalidSession as exc:
         raise kopf.PermanentError(str(exc)) from exc
-    # kopf's bookkeeping lives in annotations under our own domain, not in
-    # status (which our schema declares and would prune) nor under kopf's.
+    # kopf's bookkeeping stays in memory (see bookkeeping.py); the finalizer is
+    # under our own domain.
     settings.persistence.finalizer = f"{GROUP}/cleanup"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    bookkeeping = Bookkeeping(prefix=GROUP)
+    bookkeeping.install(settings)
     # Events only for what needs a human; a success event per reconcile is an
     # API write per reconcile.
     settings.posting.level = logging.WARNING
@@ -51,8 +52,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # anything; guarded because kopf reruns this handler after a temporary error.
     if config.metrics_port and "metrics_server" not in memo:
         memo["metrics_server"] = _serve_metrics(config)
-    controller = Controller(config, Kube(await asyncio.to_thread(load_api_client)))
+    # Blocking API calls run in this many threads, over as many connections.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="kube")
+    )
+    api_client = await asyncio.to_thread(load_api_client, API_CONCURRENCY + WATCH_CONNECTIONS)
+    controller = Controller(config, Kube(api_client), forget=bookkeeping.forget)
+    await controller.start()
     memo["controller"] = controller
+    memo["loop_lag"] = asyncio.create_task(looplag.measure_forever(), name="loop-lag")
     if config.push_port and "push_server" not in memo:
         memo["push_server"] = await _serve_push(controller, config)
         metrics.PUSH_STREAMS.set_function(controller.poller.push.streams)
@@ -106,7 +114,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
-    for task in (memo.get("poller"), memo.get("reactor")):
+    for task in (memo.get("poller"), memo.get("reactor"), memo.get("loop_lag")):
         if task is not None:
             task.cancel()
     push_server = memo.get("push_server")
@@ -162,31 +170,3 @@ async def session_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.session_event(event.get("type"), event["object"])
-
-
-# -- children (selected by our managed-by label) ------------------------------------
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED_BY_SELECTOR)
-async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo["controller"].child_event(DEPLOYMENT, event.get("type"), event["object"])
-
-
-@kopf.on.event("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED_BY_SELECTOR)
-async def scaled_object_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo["controller"].child_event(SCALED_OBJECT, event.get("type"), event["object"])
-
-
-@kopf.on.event("keda.sh", "v1alpha1", "triggerauthentications", labels=MANAGED_BY_SELECTOR)
-async def trigger_auth_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo["controller"].child_event(TRIGGER_AUTH, event.get("type"), event["object"])
-
-
-@kopf.on.event("", "v1", "persistentvolumeclaims", labels=MANAGED_BY_SELECTOR)
-async def claim_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo["controller"].child_event(CLAIM, event.get("type"), event["object"])
-
-
-@kopf.on.event("", "v1", "pods", labels=MANAGED_BY_SELECTOR)
-async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo["controller"].pod_event(event.get("type"), event["object"])

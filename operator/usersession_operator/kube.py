@@ -3,7 +3,8 @@
 One client library for all of it: the official `kubernetes` client. kopf already
 needs it for login, it speaks server-side apply, and a second library (pykube-ng
 has had no release since 2023) would mean two auth stacks to keep working.
-Calls here are blocking; the handlers run them in worker threads.
+Calls here are blocking; the handlers run them in worker threads. Watching the
+children is in watching.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client, config
-from kubernetes.client import ApiException
+from kubernetes.client import ApiException, rest
 
 if TYPE_CHECKING:
     import kopf
@@ -28,6 +29,11 @@ FIELD_MANAGER = "usersession-operator"
 # Owns spec.replicas of a new Deployment until KEDA's scale updates take it over;
 # see Kube.apply_deployment.
 SEED_MANAGER = "usersession-operator-seed"
+
+# Worker threads (and pooled connections) for blocking API calls; the watches
+# hold one connection each on top.
+API_CONCURRENCY = 32
+WATCH_CONNECTIONS = 8
 
 # kopf cuts event messages to this length too; longer ones risk being refused.
 _EVENT_MESSAGE_LIMIT = 1024
@@ -72,17 +78,23 @@ def config_map_value(config_map: Any, namespace: str, name: str, key: str) -> st
     return str(value)
 
 
-def load_api_client() -> client.ApiClient:
-    """In-cluster config when running in a pod, else KUBECONFIG / ~/.kube/config.
+def load_api_client(connections: int | None = None) -> client.ApiClient:
+    """In-cluster config when running in a pod, else KUBECONFIG / ~/.kube/config;
+    `connections`: the size of its connection pool, when not the library's default.
 
     KUBECONFIG is read at call time: the client library reads it once, at import.
     """
+    api_client: client.ApiClient
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
-    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=os.environ.get("KUBECONFIG") or None
-    )
+        api_client = client.ApiClient()
+    else:
+        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None
+        )
+    if connections is not None:
+        api_client.configuration.connection_pool_maxsize = connections
+        api_client.rest_client = rest.RESTClientObject(api_client.configuration)
     return api_client
 
 
@@ -172,11 +184,14 @@ class Kube:
         default 1, yet the main manager must never own replicas: if it did and
         later applied without the field, the API server would remove it and
         the Deployment would fall back to 1, killing KEDA's decision. So a
-        separate seed manager creates the Deployment with replicas 0 and then
-        keeps only that field, which KEDA's first scale update takes over.
+        separate seed manager creates the Deployment, replicas 0 included: one
+        write. The first later apply (a spec change, a drift) is the main
+        manager's, after which the seed lets go of everything but replicas,
+        which KEDA's first scale update takes over. Until then the seed owns
+        the fields it created, which is harmless: nobody else applies them.
         """
         if not exists:
-            self.apply(initial, SEED_MANAGER)
+            return self.apply(initial, SEED_MANAGER)
         live = self.apply(body)
         if _seed_owns_more_than_replicas(live):
             self._release_seed(seed)

@@ -73,6 +73,12 @@ WAKE_SECONDS = Histogram(
     buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120),
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Histogram(
+    "usersession_event_loop_lag_seconds",
+    "How late a 0.1 s sleeper on the operator's event loop wakes: how long the loop was held",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
 
 # Every known label value exists from the start, at zero: a counter series that
 # first appears at 1 has no earlier sample, and rate() never counts that first

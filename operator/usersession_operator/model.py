@@ -155,6 +155,10 @@ class Session:
     push_address: str | None = None
     push_tls: bool = False  # whether KEDA must dial it with TLS
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
 
 def default_queue_name(namespace: str, name: str) -> str:
     return f"usersession:{namespace}:{name}"

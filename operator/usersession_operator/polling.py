@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 from . import metrics
 from .model import Session
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # A session's status is written at most this often because of keyspace events;
 # the regular poll and watch events are not limited.
 EVENT_STATUS_INTERVAL = 1.0
+# Status refreshes a poll runs side by side.
+REFRESH_BATCH = 32
 
 
 class Poller:
@@ -84,18 +86,38 @@ class Poller:
         readings = await self.queues.depths(targets)
         metrics.REDIS_POLL_SECONDS.observe(time.monotonic() - started)
         metrics.REDIS_POLL_ERRORS.inc(sum(1 for r in readings.values() if r.error))
-        self._record(readings)
+        changed = self._record(readings)
         metrics.QUEUE_DEPTH.set(sum(r.depth or 0 for r in readings.values()))
         metrics.PROCESSING_DEPTH.set(sum(r.processing or 0 for r in readings.values()))
         self.watcher.sync(targets)
-        for key in list(self.state.sessions):
-            await self.refresh_status(key)
+        due = [key for key in self.state.sessions if key in changed or self._time_matters(key)]
+        for batch in _batches(due, REFRESH_BATCH):
+            # A batch at a time, so thousands of sessions neither hold the event
+            # loop for long nor queue thousands of writes at once.
+            await asyncio.gather(*(self.refresh_status(key) for key in batch))
         # After the refresh: expiry trusts only statuses that include this poll.
         await self.expire_idle()
         phases = [s.get("phase") for s in self.state.written_status.values()]
         for phase in metrics.PHASES:
             metrics.SESSIONS.labels(phase).set(phases.count(phase))
         self.last_poll = time.monotonic()
+
+    async def read(self, targets: Mapping[Key, QueueTarget]) -> None:
+        """Read some sessions' lists now (a new session's), outside the poll cycle."""
+        self._record(await self.queues.depths(targets))
+
+    def _time_matters(self, key: Key) -> bool:
+        """Whether a session's status can change with the clock alone (its lists and
+        children unchanged): a busy session's activity time, a wake's start timeout.
+        A session asleep and idle cannot; skipping it is what keeps a poll over
+        thousands of sleeping sessions cheap."""
+        reading = self.state.queues.get(key)
+        phase = self.state.written_status.get(key, {}).get("phase")
+        return (
+            phase not in (Phase.SLEEPING, Phase.SUSPENDED)
+            or (reading is not None and reading.busy)
+            or key in self.state.wake_started
+        )
 
     async def react_forever(self) -> None:
         """Read the lists keyspace events named, push work to KEDA, refresh status."""
@@ -147,12 +169,16 @@ class Poller:
                 targets[key] = QueueTarget.of(session, self.settings)
         return targets
 
-    def _record(self, readings: Mapping[Key, QueueReading]) -> None:
-        """Keep the readings; a session that just got work is pushed to KEDA at once."""
+    def _record(self, readings: Mapping[Key, QueueReading]) -> set[Key]:
+        """Keep the readings; a session that just got work is pushed to KEDA at once.
+        Returns the sessions whose reading changed."""
         now = dt.datetime.now(dt.UTC)
+        changed: set[Key] = set()
         for key, reading in readings.items():
             before = self.state.queues.get(key)
             self.state.queues[key] = reading
+            if reading != before:
+                changed.add(key)
             if reading.busy and not (before is not None and before.busy):
                 self.push.work_arrived(key)
                 # A wake is timed from here unless the session was already up. The
@@ -160,3 +186,9 @@ class Poller:
                 phase = self.state.written_status.get(key, {}).get("phase")
                 if phase in (Phase.SLEEPING, Phase.WAKING):
                     self.state.wake_started.setdefault(key, now)
+        return changed
+
+
+def _batches(keys: list[Key], size: int) -> Iterator[list[Key]]:
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]

@@ -1,7 +1,9 @@
 """What the operator knows right now, fed by watches; read by status and the poller.
 
-Every UserSession and every child the operator manages arrives through a
-kopf watch and is kept here, so computing a status never asks the API server.
+Every UserSession and every child the operator manages arrives through a watch
+and is kept here, so computing a status never asks the API server. Only what
+status reads is kept (see _trimmed): at thousands of sessions, whole objects
+would be most of the operator's memory.
 """
 
 from __future__ import annotations
@@ -49,13 +51,17 @@ class ClusterState:
     written_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     # When work was first seen on a sleeping session: its wake is timed from there.
     wake_started: dict[Key, dt.datetime] = field(default_factory=dict)
+    # child key -> {child kind: digest of the wanted manifest the live child was
+    # last seen to match}. Stands in for the live object when deciding whether a
+    # reconcile must apply: same digest, nothing to write.
+    matched: dict[Key, dict[str, str]] = field(default_factory=dict)
     _by_instance: dict[Key, Key] = field(default_factory=dict)
 
     # -- sessions --------------------------------------------------------------
 
     def upsert_session(self, body: Mapping[str, Any]) -> Key:
         key = _key(body)
-        self.sessions[key] = _snapshot(body)
+        self.sessions[key] = _session_snapshot(body)
         self._by_instance[(key[0], child_name(key[1]))] = key
         return key
 
@@ -64,6 +70,7 @@ class ClusterState:
         self._by_instance.pop((key[0], child_name(key[1])), None)
         for table in (self.queues, self.reconciled, self.written_status, self.wake_started):
             table.pop(key, None)
+        self.matched.pop(self.child_key(key), None)
 
     def session_for_child(self, child: Mapping[str, Any]) -> Key | None:
         instance = (child.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
@@ -90,7 +97,7 @@ class ClusterState:
         if deleted:
             table.pop(key, None)
         else:
-            table[key] = _snapshot(body)
+            table[key] = _trimmed(body)
 
     def record_pod(self, body: Mapping[str, Any], deleted: bool) -> None:
         instance = (body.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
@@ -103,16 +110,58 @@ class ClusterState:
             if not pods:
                 self.pods.pop(key, None)
         else:
-            pods[body["metadata"]["name"]] = _snapshot(body)
+            pods[body["metadata"]["name"]] = _trimmed(body)
 
 
 def _key(body: Mapping[str, Any]) -> Key:
     return body["metadata"]["namespace"], body["metadata"]["name"]
 
 
-def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
+_KEPT_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "labels",
+    "annotations",
+    "finalizers",
+)
+# Annotations nobody here reads, and large: the last applied configuration is a
+# copy of the whole object.
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def _metadata(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    kept = {k: plain(meta[k]) for k in _KEPT_METADATA if k in meta}
+    annotations = kept.get("annotations")
+    if annotations:
+        for dropped in _DROPPED_ANNOTATIONS:
+            annotations.pop(dropped, None)
+    return kept
+
+
+def _session_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     # kopf hands out live views; keep plain data that later events cannot mutate.
-    # managedFields is most of an object's size and nothing here reads it.
-    snapshot = {k: plain(v) for k, v in body.items()}
-    snapshot.get("metadata", {}).pop("managedFields", None)
+    snapshot = {"metadata": _metadata(body)}
+    for part in ("apiVersion", "kind", "spec", "status"):
+        if part in body:
+            snapshot[part] = plain(body[part])
     return snapshot
+
+
+def _trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What status reads of a child or pod: metadata, status, and the replica count
+    (never the pod template, which is most of a Deployment). Drift is judged when
+    the object arrives, against the full object, and kept in ClusterState.matched."""
+    trimmed: dict[str, Any] = {k: body[k] for k in ("apiVersion", "kind") if k in body}
+    trimmed["metadata"] = _metadata(body)
+    replicas = (body.get("spec") or {}).get("replicas")
+    if replicas is not None:
+        trimmed["spec"] = {"replicas": replicas}
+    if "status" in body:
+        trimmed["status"] = plain(body["status"])
+    return trimmed

@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client import ApiException
 
 from usersession_operator import metrics
-from usersession_operator.builders import DEPLOYMENT
+from usersession_operator.builders import DEPLOYMENT, TRIGGER_AUTH, ChildKind
 from usersession_operator.controller import Controller
 from usersession_operator.names import INSTANCE_LABEL
 from usersession_operator.settings import OperatorSettings
@@ -300,13 +300,53 @@ def test_a_hand_edited_child_is_restored_and_an_unchanged_one_is_left_alone(
     session = controller._live_session(KEY)
     assert session is not None
     built = DEPLOYMENT.build(session)
-    asyncio.run(controller.child_event(DEPLOYMENT, "MODIFIED", built))
+    assert built is not None
+    _seen(controller, DEPLOYMENT, "MODIFIED", built)
     assert kube.applied == []  # what the operator applied itself is not drift
 
     edited = copy.deepcopy(built)
     edited["spec"]["template"]["spec"]["containers"][0]["image"] = "evil.example.com/miner"
-    asyncio.run(controller.child_event(DEPLOYMENT, "MODIFIED", edited))
+    _seen(controller, DEPLOYMENT, "MODIFIED", edited)
     assert kube.applied[-1]["spec"]["template"]["spec"]["containers"][0]["image"] == "worker:1"
+
+
+def _seen(controller: Controller, kind: ChildKind, event: str, body: dict[str, Any]) -> None:
+    """A watch event, handled on a loop as the watches deliver it, and its aftermath."""
+
+    async def deliver() -> None:
+        controller.child_seen(kind, event, body)
+        await controller.settle()
+
+    asyncio.run(deliver())
+
+
+def test_a_second_reconcile_of_an_unchanged_session_writes_nothing(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    asyncio.run(controller.reconcile(_body(controller)))
+    applied, patched = len(kube.applied), len(kube.patches)
+    assert applied == 3  # the fixture's children were never seen to match
+    asyncio.run(controller.reconcile(_body(controller)))  # e.g. after a restart
+    assert (len(kube.applied), len(kube.patches)) == (applied, patched)
+
+    changed = _body(controller)
+    changed["spec"]["workload"]["image"] = "worker:2"
+    changed["metadata"]["generation"] = 2
+    changed["metadata"]["resourceVersion"] = "2"
+    asyncio.run(controller.reconcile(changed))
+    assert [b["kind"] for b in kube.applied[applied:]] == ["Deployment"]  # only what differs
+
+
+def test_child_events_before_the_first_reconcile_write_no_status(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    del controller.state.reconciled[KEY]  # a new session, its reconcile still applying
+    session = controller._live_session(KEY)
+    assert session is not None
+    _seen(controller, TRIGGER_AUTH, "ADDED", TRIGGER_AUTH.build(session) or {})
+    assert kube.patches == []
+    asyncio.run(controller.reconcile(_body(controller)))
+    assert len(kube.patches) == 1  # the reconcile's own, once
 
 
 def test_status_is_written_only_when_it_changes(

@@ -48,7 +48,7 @@ def child(
             "namespace": namespace,
             "labels": labels(session_name, component),
         },
-        "spec": {},
+        "spec": {"replicas": 0},
         "status": {"conditions": [{"type": "Ready", "status": "True"}]},
     }
 
@@ -270,6 +270,23 @@ def test_child_and_pod_snapshots_are_deep_copies() -> None:
     _mutate(running)
     assert state.deployments[(NAMESPACE, "alice")] == original_deployment
     assert state.pods[(NAMESPACE, "alice")]["alice-1"] == original_pod
+
+
+def test_a_child_is_kept_without_what_status_never_reads() -> None:
+    state = ClusterState()
+    full = child("Deployment")
+    full["metadata"]["managedFields"] = [{"manager": "usersession-operator"}]
+    full["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": "{...the whole object...}",
+        "autoscaling.keda.sh/paused-replicas": "0",
+    }
+    full["spec"]["template"] = {"spec": {"containers": [{"name": "worker", "image": "img"}]}}
+    state.record_child(state.deployments, full, deleted=False)
+    kept = state.deployments[(NAMESPACE, "alice")]
+    assert kept["spec"] == {"replicas": 0}
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["annotations"] == {"autoscaling.keda.sh/paused-replicas": "0"}
+    assert kept["status"] == full["status"]
 
 
 def test_snapshot_of_a_read_only_view_is_plain_mutable_data() -> None:

@@ -1,0 +1,231 @@
+"""Where the operator watches its children and their pods: list, then watch, by label.
+
+kopf's watches carry no label selector (it filters labels in the client), so
+every Pod and Deployment in scope would be listed, streamed and remembered by
+this process. These watches ask the API server for the operator's managed-by
+label only, so objects that are not the operator's cost nothing here.
+
+Each watch runs in a thread with the official client (blocking I/O, like every
+other call in kube.py), decodes objects as plain dicts, keeps nothing but their
+names, and hands each event to a callback on the event loop. `synced` is set
+once the first listing has been delivered: from then on, an object absent from
+the operator's state is absent from the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import ApiException
+
+log = logging.getLogger(__name__)
+
+# (event type, object): "ADDED", "MODIFIED" or "DELETED", as the API server says.
+Deliver = Callable[[str, dict[str, Any]], None]
+
+PAGE = 500  # objects per list page: bounds the memory a listing of thousands takes
+WATCH_SECONDS = 290  # the server ends a watch after this; it is resumed where it stopped
+_BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A kind to watch: its name for logs, and how to list it (all namespaces or one)."""
+
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    plural: str
+
+    def lister(self, api_client: client.ApiClient, namespace: str | None) -> Callable[..., Any]:
+        if self.group:
+            custom = client.CustomObjectsApi(api_client)
+            if namespace is None:
+                return lambda **kw: custom.list_cluster_custom_object(
+                    self.group, self.version, self.plural, **kw
+                )
+            return lambda **kw: custom.list_namespaced_custom_object(
+                self.group, self.version, namespace, self.plural, **kw
+            )
+        typed: Any = client.AppsV1Api(api_client) if self.plural == "deployments" else None
+        typed = typed or client.CoreV1Api(api_client)
+        singular = {
+            "deployments": "deployment",
+            "pods": "pod",
+            "persistentvolumeclaims": "persistent_volume_claim",
+        }[self.plural]
+        if namespace is None:
+            method = getattr(typed, f"list_{singular}_for_all_namespaces")
+            return lambda **kw: method(**kw)
+        method = getattr(typed, f"list_namespaced_{singular}")
+        return lambda **kw: method(namespace, **kw)
+
+
+POD = Resource("Pod", "", "v1", "pods")
+
+
+class _Expired(Exception):
+    """The resource version to resume from is too old (410 Gone): list again."""
+
+
+class Watch:
+    """List-then-watch of one kind in one namespace (or all), selected by label."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        resource: Resource,
+        label_selector: str,
+        namespace: str | None,
+        deliver: Deliver,
+    ) -> None:
+        self.resource = resource
+        self.label_selector = label_selector
+        self.namespace = namespace
+        self._list = resource.lister(api_client, namespace)
+        self._deliver = deliver
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.synced = asyncio.Event()
+        self._stopping = threading.Event()
+        self._response: Any = None
+        # namespace/name of every object delivered and not deleted: a relisting
+        # (after the watch expired) reports the ones that went meanwhile.
+        self._known: set[tuple[str, str]] = set()
+        self._thread = threading.Thread(
+            target=self._run, name=f"watch-{resource.plural}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        response = self._response
+        if response is not None:
+            # Unblocks the thread's read; it then sees _stopping and ends.
+            with contextlib.suppress(Exception):  # closed already
+                response.shutdown()
+
+    # -- the thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                version = self._relist()
+                backoff = 1.0
+                while not self._stopping.is_set():
+                    version = self._watch(version)
+            except _Expired:
+                continue
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                detail = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else exc
+                log.warning(
+                    "watching %s failed (%s); retrying in %.0fs",
+                    self.resource.plural,
+                    detail,
+                    backoff,
+                )
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    def _relist(self) -> str:
+        seen: set[tuple[str, str]] = set()
+        version = ""
+        for page in pages(self._list, self.label_selector):
+            for item in page.get("items") or []:
+                seen.add(_name(item))
+                self._send("ADDED", item)
+            version = str(page["metadata"]["resourceVersion"])
+        for namespace, name in self._known - seen:
+            self._send("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+        self._known = seen
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.synced.set)
+        return version
+
+    def _watch(self, version: str) -> str:
+        self._response = self._list(
+            label_selector=self.label_selector,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            watch=True,
+            _preload_content=False,
+            _request_timeout=(10, WATCH_SECONDS + 30),
+        )
+        try:
+            for event in _events(self._response):
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Expired()
+                    raise RuntimeError(obj.get("message") or "watch error")
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                if kind == "BOOKMARK":
+                    continue
+                if kind == "DELETED":
+                    self._known.discard(_name(obj))
+                else:
+                    self._known.add(_name(obj))
+                self._send(str(kind), obj)
+        finally:
+            response, self._response = self._response, None
+            response.release_conn()
+        return version
+
+    def _send(self, kind: str, obj: dict[str, Any]) -> None:
+        if self._loop is not None and not self._stopping.is_set():
+            self._loop.call_soon_threadsafe(self._deliver, kind, obj)
+
+
+def pages(lister: Callable[..., Any], label_selector: str | None) -> Iterator[dict[str, Any]]:
+    """A listing, a page at a time (blocking)."""
+    token: str | None = None
+    while True:
+        response = lister(
+            label_selector=label_selector, limit=PAGE, _continue=token, _preload_content=False
+        )
+        page: dict[str, Any] = json.loads(response.data)
+        yield page
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def list_all(
+    api_client: client.ApiClient, resource: Resource, namespaces: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Every object of a kind in these namespaces (none: all), listed page by page."""
+    found: list[dict[str, Any]] = []
+    scopes: list[str | None] = list(namespaces) or [None]
+    for namespace in scopes:
+        for page in pages(resource.lister(api_client, namespace), None):
+            found.extend(page.get("items") or [])
+    return found
+
+
+def _events(response: Any) -> Iterator[dict[str, Any]]:
+    buffer = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _name(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
