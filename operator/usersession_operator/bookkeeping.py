@@ -85,6 +85,3 @@ class Bookkeeping:
     def forget(self, uid: str) -> None:
         self.progress.forget(uid)
         self.diffbase.forget(uid)
-
-    def __len__(self) -> int:
-        return len(self.diffbase._essences) + len(self.progress._records)

@@ -109,7 +109,11 @@ def keda_message(keda: Mapping[str, Any]) -> str:
 
 def scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
     keda = keda_ready(obs.scaled_object)
-    if keda is None or keda.get("status") not in ("True", "False", "Unknown"):
+    # KEDA starts its conditions at Unknown with no reason at all: it has not
+    # judged yet, as before it wrote any status, and saying so once (not twice,
+    # in two wordings) saves a new session a status write.
+    not_yet = keda is not None and keda.get("status") == "Unknown" and not keda.get("reason")
+    if keda is None or not_yet or keda.get("status") not in ("True", "False", "Unknown"):
         return condition(
             old,
             "ScalerReady",
@@ -118,7 +122,6 @@ def scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> 
             "KEDA has not reported on the ScaledObject yet",
             obs,
         )
-    # KEDA starts its conditions at Unknown with no reason at all.
     fallback = {"True": "KedaReady", "False": "KedaNotReady", "Unknown": "KedaUnknown"}
     return condition(
         old,

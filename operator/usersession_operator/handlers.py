@@ -18,7 +18,7 @@ from prometheus_client import start_http_server
 from . import looplag, metrics, pushscaler
 from .bookkeeping import Bookkeeping
 from .controller import Controller
-from .kube import API_CONCURRENCY, WATCH_CONNECTIONS, Kube, connection_info, load_api_client
+from .kube import API_CONCURRENCY, Kube, connection_info, operator_api_client
 from .model import GROUP, PLURAL, VERSION, InvalidSession
 from .settings import OperatorSettings
 from .spec import check_settings
@@ -56,7 +56,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="kube")
     )
-    api_client = await asyncio.to_thread(load_api_client, API_CONCURRENCY + WATCH_CONNECTIONS)
+    api_client = await asyncio.to_thread(operator_api_client)
     controller = Controller(config, Kube(api_client), forget=bookkeeping.forget)
     await controller.start()
     memo["controller"] = controller

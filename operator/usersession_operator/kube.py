@@ -30,6 +30,10 @@ FIELD_MANAGER = "usersession-operator"
 # see Kube.apply_deployment.
 SEED_MANAGER = "usersession-operator-seed"
 
+# How the operator's own requests name themselves (in audit logs, for one);
+# kopf's say kopf/<version>.
+USER_AGENT = "usersession-operator"
+
 # Worker threads (and pooled connections) for blocking API calls; the watches
 # hold one connection each on top.
 API_CONCURRENCY = 32
@@ -95,6 +99,13 @@ def load_api_client(connections: int | None = None) -> client.ApiClient:
     if connections is not None:
         api_client.configuration.connection_pool_maxsize = connections
         api_client.rest_client = rest.RESTClientObject(api_client.configuration)
+    return api_client
+
+
+def operator_api_client() -> client.ApiClient:
+    """The operator's client: a pool for its worker threads and watches, its own name."""
+    api_client = load_api_client(API_CONCURRENCY + WATCH_CONNECTIONS)
+    api_client.user_agent = USER_AGENT
     return api_client
 
 

@@ -26,7 +26,8 @@ from usersession_localstack.process import environment
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster() as local, environment({"KUBECONFIG": str(local.kubeconfig)}):
+    # audit=True: tests count the operator's writes by its user agent (support/audit.py).
+    with LocalCluster(audit=True) as local, environment({"KUBECONFIG": str(local.kubeconfig)}):
         # kopf (inside KopfRunner) and the kubernetes client both read KUBECONFIG;
         # the client library copies it into a module constant at import time.
         previous = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
