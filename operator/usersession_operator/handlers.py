@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import metrics, pushscaler
+from . import leadership, metrics, pushscaler
 from .builders import CLAIM, DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH
 from .controller import Controller
 from .kube import Kube, connection_info, load_api_client
@@ -51,6 +51,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # anything; guarded because kopf reruns this handler after a temporary error.
     if config.metrics_port and "metrics_server" not in memo:
         memo["metrics_server"] = _serve_metrics(config)
+    # A standby waits here: kopf starts no watch before this handler returns.
+    await leadership.lead(config, memo)
     controller = Controller(config, Kube(await asyncio.to_thread(load_api_client)))
     memo["controller"] = controller
     if config.push_port and "push_server" not in memo:
@@ -119,6 +121,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()  # shutdown() alone leaves the port bound until exit
+    await leadership.step_down(memo)  # last: after every write of ours has stopped
 
 
 @kopf.on.probe(id="redis_poll_age_seconds")
