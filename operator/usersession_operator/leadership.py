@@ -104,11 +104,13 @@ class Observer:
     """How long the Lease has been unchanged, measured on this replica's monotonic clock."""
 
     def __init__(self) -> None:
-        self._seen: tuple[str, str | None] | None = None
+        self._seen: tuple[str, str | None, str] | None = None
         self._since = 0.0
 
     def unchanged_for(self, lease: Lease | None, now: float) -> float:
-        seen = None if lease is None else (lease.holder, lease.renew_time)
+        # Any write changes the resourceVersion; holder and renewTime say the same
+        # for a Lease recreated after a deletion.
+        seen = None if lease is None else (lease.holder, lease.renew_time, lease.resource_version)
         if seen != self._seen:
             self._seen, self._since = seen, now
         return now - self._since

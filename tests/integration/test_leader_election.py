@@ -255,12 +255,12 @@ def test_a_stopped_or_killed_leader_is_replaced_and_status_updates_resume(
         since = time.monotonic()
         leader.signal(signal.SIGTERM)
         takeover(standby, since, "SIGTERM")
-        assert leader.wait(30) == 0, logs(leader)
-        assert "Released the lease" in leader.log(), logs(leader)
-        # Only now: the stopping leader polled until its cleanup, and could have
-        # written this depth itself.
+        # Only now: the stopping leader polls until its cleanup (which stops the
+        # poller, then releases the Lease) and could have written this depth itself.
         rds.lpush(queue, "one")
         depth_reaches(1, since, "SIGTERM")
+        assert leader.wait(30) == 0, logs(leader)
+        assert "Released the lease" in leader.log(), logs(leader)
 
         # A crash: SIGKILL, no release; the standby waits out the lease.
         leader, standby = standby, start("c")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
+from kubernetes.client import ApiException
 
+from usersession_operator import leadership
 from usersession_operator.leadership import (
     LEASE_SECONDS,
     RENEW_DEADLINE_SECONDS,
+    Elector,
     Lease,
     Move,
     Observer,
@@ -162,3 +168,133 @@ def test_settings_leader_election_from_the_environment() -> None:
 def test_a_malformed_switch_names_its_variable() -> None:
     with pytest.raises(ValueError, match="USERSESSION_LEADER_ELECTION must be on or off"):
         OperatorSettings.from_env({"USERSESSION_LEADER_ELECTION": "maybe"})
+
+
+# -- the Elector's loop over a small in-memory Lease store ------------------------------
+
+
+class MemoryLeases:
+    """One Lease with the API server's optimistic concurrency: a write must name the
+    resourceVersion it read, else 409 (the integration tests use the real server)."""
+
+    def __init__(self) -> None:
+        self.obj: dict[str, Any] | None = None
+        self.version = 0
+        self.namespace, self.name = "ops", "uso"
+
+    def _store(self, spec: Mapping[str, Any]) -> Lease:
+        self.version += 1
+        self.obj = {"metadata": {"resourceVersion": str(self.version)}, "spec": dict(spec)}
+        return Lease.from_object(self.obj)
+
+    def read(self) -> Lease | None:
+        return None if self.obj is None else Lease.from_object(self.obj)
+
+    def create(self, spec: Mapping[str, Any]) -> Lease:
+        if self.obj is not None:
+            raise ApiException(status=409, reason="AlreadyExists")
+        return self._store(spec)
+
+    def replace(self, lease: Lease, spec: Mapping[str, Any]) -> Lease:
+        if lease.resource_version != str(self.version):
+            raise ApiException(status=409, reason="Conflict")
+        return self._store(spec)
+
+
+def elector(store: MemoryLeases, identity: str, clock: Callable[[], float]) -> Elector:
+    return Elector(store, identity, clock)  # type: ignore[arg-type]
+
+
+def test_of_two_candidates_exactly_one_leads_and_the_other_waits() -> None:
+    store, now = MemoryLeases(), [0.0]
+    a, b = (elector(store, name, lambda: now[0]) for name in ("a", "b"))
+
+    async def main() -> tuple[bool, bool]:
+        return await a.try_once(), await b.try_once()
+
+    assert asyncio.run(main()) == (True, False)
+    assert store.read() is not None and store.read().holder == "a"  # type: ignore[union-attr]
+
+
+def test_a_write_based_on_a_stale_read_loses_the_race() -> None:
+    store, now = MemoryLeases(), [0.0]
+    store._store(released_spec := {"holderIdentity": None, "leaseTransitions": 3})
+    a, b = (elector(store, name, lambda: now[0]) for name in ("a", "b"))
+    stale = store.read()
+
+    async def main() -> bool:
+        assert await a.try_once()  # a takes the released Lease first...
+        b.lease = stale
+        return await b._renew()  # ...b's write, based on what it read before, is refused
+
+    assert released_spec["leaseTransitions"] == 3
+    assert asyncio.run(main()) is False
+    assert store.read().holder == "a"  # type: ignore[union-attr]
+    assert store.read().transitions == 4  # type: ignore[union-attr]
+
+
+def test_a_standby_takes_over_only_after_the_lease_stops_changing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, now = MemoryLeases(), [0.0]
+    a, b = (elector(store, name, lambda: now[0]) for name in ("a", "b"))
+
+    async def main() -> list[bool]:
+        seen = [await a.try_once()]
+        for _ in range(3):  # a renews every 2 s: b keeps waiting
+            now[0] += 2
+            seen += [await a.try_once(), await b.try_once()]
+        now[0] += LEASE_SECONDS - 0.5  # a has died: not yet a full lease since its last renewal
+        seen.append(await b.try_once())
+        now[0] += 0.5
+        seen.append(await b.try_once())
+        return seen
+
+    assert asyncio.run(main()) == [True, True, False, True, False, True, False, False, True]
+    assert store.read().holder == "b"  # type: ignore[union-attr]
+
+
+def test_keeping_ends_when_someone_else_holds_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leadership, "RENEW_EVERY_SECONDS", 0.01)
+    store, now = MemoryLeases(), [0.0]
+    a = elector(store, "a", lambda: now[0])
+
+    async def main() -> str:
+        assert await a.try_once()
+        store._store({"holderIdentity": "intruder", "leaseDurationSeconds": 10})
+        return await asyncio.wait_for(a.keep(), 5)
+
+    assert asyncio.run(main()) == "intruder holds it now"
+
+
+def test_keeping_ends_when_renewals_fail_past_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leadership, "RENEW_EVERY_SECONDS", 0.01)
+    store, now = MemoryLeases(), [0.0]
+    a = elector(store, "a", lambda: now[0])
+
+    def unreachable(*_: object) -> Lease:
+        now[0] += 3  # each failing attempt costs time
+        raise OSError("connection refused")
+
+    async def main() -> str:
+        assert await a.try_once()
+        store.replace = unreachable  # type: ignore[method-assign]
+        return await asyncio.wait_for(a.keep(), 5)
+
+    assert asyncio.run(main()) == f"not renewed for {RENEW_DEADLINE_SECONDS:g} s"
+    assert now[0] > RENEW_DEADLINE_SECONDS
+
+
+def test_release_leaves_no_holder_and_only_if_it_was_ours() -> None:
+    store, now = MemoryLeases(), [0.0]
+    a, b = (elector(store, name, lambda: now[0]) for name in ("a", "b"))
+
+    async def main() -> None:
+        assert await a.try_once()
+        b.lease = store.read()  # b knows the Lease but does not hold it
+        await b.release()
+        assert store.read().holder == "a"  # type: ignore[union-attr]
+        await a.release()
+
+    asyncio.run(main())
+    assert store.read().holder == ""  # type: ignore[union-attr]
