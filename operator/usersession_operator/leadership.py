@@ -306,7 +306,16 @@ class Elector:
         if lease is None or lease.holder != self.identity:
             return
         try:
-            await self._call(self.api.replace, lease, released(lease, dt.datetime.now(dt.UTC)))
+            try:
+                await self._call(self.api.replace, lease, released(lease, dt.datetime.now(dt.UTC)))
+            except ApiException as exc:
+                # A renewal whose answer was lost (a timeout) moved the resourceVersion on.
+                current = await self._call(self.api.read) if exc.status == 409 else None
+                if current is None or current.holder != self.identity:
+                    raise
+                await self._call(
+                    self.api.replace, current, released(current, dt.datetime.now(dt.UTC))
+                )
         except Exception as exc:  # the standby then waits for expiry
             log.warning("Cannot release the lease %s: %s", self.where, _brief(exc))
         else:

@@ -197,6 +197,8 @@ def test_a_standby_writes_nothing_until_the_lease_is_free(
         assert spec["holderIdentity"] == "standby-1"
         assert spec["leaseTransitions"] == 1
         assert op.leader_metric() == 1
+        # The standby's health endpoint gave its port over to kopf's.
+        wait_for(op.healthy, 30)
 
 
 def test_a_stopped_or_killed_leader_is_replaced_and_status_updates_resume(

@@ -298,3 +298,18 @@ def test_release_leaves_no_holder_and_only_if_it_was_ours() -> None:
 
     asyncio.run(main())
     assert store.read().holder == ""  # type: ignore[union-attr]
+
+
+def test_release_after_a_renewal_whose_answer_was_lost_still_releases() -> None:
+    store, now = MemoryLeases(), [0.0]
+    a = elector(store, "a", lambda: now[0])
+
+    async def main() -> None:
+        assert await a.try_once()
+        stale = a.lease
+        assert await a._renew()  # the write landed, but say its answer never came back:
+        a.lease = stale
+        await a.release()
+
+    asyncio.run(main())
+    assert store.read().holder == ""  # type: ignore[union-attr]
