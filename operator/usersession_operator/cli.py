@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="Prometheus metrics port (env USERSESSION_METRICS_PORT)"
     )
     run.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        help="run as one of several replicas: act only while holding the leader Lease "
+        "(env USERSESSION_LEADER_ELECTION=on|off; the Lease: USERSESSION_LEADER_ELECTION_LEASE "
+        "in USERSESSION_LEADER_ELECTION_NAMESPACE)",
+    )
+    run.add_argument(
         "--poll-interval",
         type=float,
         help="seconds between Redis queue-depth polls (env USERSESSION_POLL_INTERVAL)",
@@ -64,6 +71,9 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
     settings = OperatorSettings.from_env()
     if args.namespace:
         settings = dataclasses.replace(settings, namespaces=tuple(args.namespace))
+    if args.leader_election is not None:
+        election = dataclasses.replace(settings.leader_election, enabled=args.leader_election)
+        settings = dataclasses.replace(settings, leader_election=election)
     return with_flags(
         settings,
         args,
@@ -90,7 +100,8 @@ def _run_operator(settings: OperatorSettings) -> None:
         await kopf.operator(
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
-            standalone=True,  # one replica with a Recreate strategy; no peering CRDs needed
+            # Replicas elect a leader through a Lease (leadership.py), not kopf's peering.
+            standalone=True,
             liveness_endpoint=f"http://{settings.listen_host}:{settings.liveness_port}/healthz",
             memo=kopf.Memo(settings=settings),
             stop_flag=stop,

@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import looplag, metrics, pushscaler
+from . import leadership, looplag, metrics, pushscaler
 from .bookkeeping import Bookkeeping
 from .controller import Controller
 from .kube import API_CONCURRENCY, Kube, connection_info, operator_api_client
@@ -52,6 +52,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # anything; guarded because kopf reruns this handler after a temporary error.
     if config.metrics_port and "metrics_server" not in memo:
         memo["metrics_server"] = _serve_metrics(config)
+    # A standby waits here: kopf starts no watch before this handler returns.
+    await leadership.lead(config, memo)
     # Blocking API calls run in this many threads, over as many connections.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="kube")
@@ -127,6 +129,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()  # shutdown() alone leaves the port bound until exit
+    await leadership.step_down(memo)  # last: after every write of ours has stopped
 
 
 @kopf.on.probe(id="redis_poll_age_seconds")

@@ -65,6 +65,12 @@ PUSH_STREAMS = Gauge(
     "KEDA's open fast-wake streams (one per ScaledObject while KEDA is connected)",
     registry=REGISTRY,
 )
+LEADER = Gauge(
+    "usersession_leader",
+    "1 while this replica is the active one (holds the leader Lease, or runs without "
+    "leader election), 0 while it waits as a standby",
+    registry=REGISTRY,
+)
 
 PHASES = tuple(Phase)
 WAKE_SECONDS = Histogram(

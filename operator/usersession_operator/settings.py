@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -41,6 +42,32 @@ class RedisDefaults:
     auth: RedisAuthDefaults = field(default_factory=RedisAuthDefaults)  # ACL user and TLS
 
 
+def default_identity(env: Mapping[str, str] | None = None) -> str:
+    """This replica's name in the leader Lease: the pod's name (the chart passes it
+    through the downward API), else host and process, unique on one machine too."""
+    env = os.environ if env is None else env
+    return env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def on_off(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0", ""):
+        return False
+    raise ValueError(f"{ENV_PREFIX}{name} must be on or off, got {text!r}")
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    # Off unless asked for: a single operator started by hand or by the tests needs
+    # no Lease; the Helm chart turns it on for its two replicas.
+    enabled: bool = False
+    lease_name: str = "usersession-operator"
+    namespace: str = "default"  # the operator's own namespace in a pod (POD_NAMESPACE)
+    identity: str = field(default_factory=default_identity)
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
@@ -69,6 +96,7 @@ class OperatorSettings:
     # as files): the push server then speaks TLS, and ScaledObjects ask KEDA for it.
     # KEDA verifies the certificate against its trusted CAs (its --ca-dir).
     push_tls_dir: str | None = None
+    leader_election: LeaderElection = field(default_factory=LeaderElection)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -94,6 +122,15 @@ class OperatorSettings:
             auth=auth_defaults_from_env(lambda name: env.get(ENV_PREFIX + name), ENV_PREFIX),
         )
         namespaces = tuple(n.strip() for n in get("NAMESPACES", "").split(",") if n.strip())
+        leader_election = LeaderElection(
+            enabled=on_off("LEADER_ELECTION", get("LEADER_ELECTION", "off")),
+            lease_name=get("LEADER_ELECTION_LEASE", defaults.leader_election.lease_name),
+            namespace=get(
+                "LEADER_ELECTION_NAMESPACE",
+                env.get("POD_NAMESPACE") or defaults.leader_election.namespace,
+            ),
+            identity=default_identity(env),
+        )
         return cls(
             namespaces=namespaces,
             redis=redis,
@@ -109,4 +146,5 @@ class OperatorSettings:
             push_port=number("PUSH_PORT", defaults.push_port, int),
             push_address=env.get(ENV_PREFIX + "PUSH_ADDRESS") or None,
             push_tls_dir=env.get(ENV_PREFIX + "PUSH_TLS_DIR") or None,
+            leader_election=leader_election,
         )

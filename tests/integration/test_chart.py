@@ -20,6 +20,7 @@ import yaml
 from support.chart import (
     CHART,
     MONITORING_CRDS,
+    RELEASE_NAMESPACE,
     apply,
     ensure_namespace,
     helm,
@@ -60,7 +61,11 @@ def test_helm_lint_passes_with_default_and_full_values() -> None:
         ("redis.address=redis-without-port", "/redis/address"),
         ("pollIntervalSeconds=0", "/pollIntervalSeconds"),
         ("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0"),
-        ("replicaCount=3", "replicaCount"),
+        ("replicas=3", "replicas"),  # a typo of replicaCount, not silently ignored
+        ("replicaCount=0", "/replicaCount"),
+        # Two replicas without a Lease would both act on every session.
+        ("replicaCount=2,leaderElection.enabled=false", "/leaderElection/enabled"),
+        ("leaderElection.leaseName=Not_A_Name", "/leaderElection/leaseName"),
     ],
 )
 def test_values_schema_rejects_bad_values_clearly(override: str, complaint: str) -> None:
@@ -95,8 +100,6 @@ def test_rendered_manifests_are_accepted_by_the_api_server(
 def test_operator_pod_is_locked_down() -> None:
     [deployment] = [d for d in render() if d["kind"] == "Deployment"]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -108,6 +111,70 @@ def test_operator_pod_is_locked_down() -> None:
     }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]
+
+
+def _operator(*flags: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The operator Deployment's spec and its container's env (name -> value or source)."""
+    [deployment] = [
+        d
+        for d in render(*flags)
+        if d["kind"] == "Deployment" and not d["metadata"]["name"].endswith("-api")
+    ]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    return deployment["spec"], env
+
+
+def test_two_replicas_elect_a_leader_by_default() -> None:
+    spec, env = _operator()
+    assert spec["replicas"] == 2
+    # New pods start as standbys and must not wait for an old one to stop...
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert env["USERSESSION_LEADER_ELECTION"] == "on"
+    assert env["USERSESSION_LEADER_ELECTION_LEASE"] == "uso-usersession-operator"
+    # ...and each names itself in the Lease, which lives in the pod's namespace.
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert "USERSESSION_LEADER_ELECTION_NAMESPACE" not in env  # POD_NAMESPACE is the default
+
+
+def test_one_replica_without_leader_election_is_replaced_not_overlapped() -> None:
+    spec, env = _operator("--set", "replicaCount=1", "--set", "leaderElection.enabled=false")
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert env["USERSESSION_LEADER_ELECTION"] == "off"
+    assert not [
+        d
+        for d in render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1")
+        if "leader-election" in d["metadata"]["name"]
+    ]
+
+
+def test_lease_rights_are_a_role_in_the_release_namespace_for_one_lease() -> None:
+    docs = render("--set", "leaderElection.leaseName=shard-a")
+    [role] = [d for d in docs if d["kind"] == "Role" and "leader-election" in d["metadata"]["name"]]
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["shard-a"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    assert not [
+        rule
+        for d in docs
+        if d["kind"] == "ClusterRole"
+        for rule in d["rules"]
+        if "coordination.k8s.io" in rule["apiGroups"]
+    ]
+    _, env = _operator("--set", "leaderElection.leaseName=shard-a")
+    assert env["USERSESSION_LEADER_ELECTION_LEASE"] == "shard-a"
 
 
 def test_fast_wake_service_and_settings_render_together_or_not_at_all() -> None:
@@ -177,8 +244,8 @@ def test_fast_wake_tls_mounts_the_secret_where_the_operator_reads_it() -> None:
         assert "push-tls" not in {v["name"] for v in pod["volumes"]}
 
 
-def can_i(kubeconfig: Path, verb: str, resource: str) -> bool:
-    """`kubectl auth can-i` as the account in kubeconfig, in namespace default."""
+def can_i(kubeconfig: Path, verb: str, resource: str, namespace: str = "default") -> bool:
+    """`kubectl auth can-i` as the account in kubeconfig, in `namespace`."""
     result = subprocess.run(
         [
             kubectl(),
@@ -189,7 +256,7 @@ def can_i(kubeconfig: Path, verb: str, resource: str) -> bool:
             verb,
             *resource.split(),
             "--namespace",
-            "default",
+            namespace,
         ],
         capture_output=True,
         text=True,
@@ -213,9 +280,13 @@ def test_rbac_has_no_wildcards_and_secrets_only_by_name() -> None:
                 assert rule["resourceNames"], "the operator may read named Secrets only"
 
 
-def test_namespaced_mode_uses_roles_and_only_a_crd_reading_cluster_role() -> None:
+def test_namespaced_mode_uses_roles_and_only_a_discovery_cluster_role() -> None:
     docs = render("--values", str(FULL_VALUES))
-    roles = [d for d in docs if d["kind"] == "Role" and not d["metadata"]["name"].endswith("-api")]
+    roles = [
+        d
+        for d in docs
+        if d["kind"] == "Role" and not d["metadata"]["name"].endswith(("-api", "-leader-election"))
+    ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
     assert cluster_role["rules"] == [
@@ -223,7 +294,10 @@ def test_namespaced_mode_uses_roles_and_only_a_crd_reading_cluster_role() -> Non
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
             "verbs": ["list", "watch"],
-        }
+        },
+        # Without them kopf spends a minute of every start retrying before it
+        # serves the given namespaces (test_leader_election runs this mode).
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]
 
 
@@ -255,6 +329,26 @@ def test_service_account_can_do_exactly_what_it_needs(
 ) -> None:
     kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
     assert can_i(kubeconfig, verb, resource) == allowed, (verb, resource)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace", "allowed"),
+    [
+        ("create", "leases.coordination.k8s.io", RELEASE_NAMESPACE, True),
+        ("get", "leases.coordination.k8s.io/uso-usersession-operator", RELEASE_NAMESPACE, True),
+        ("update", "leases.coordination.k8s.io/uso-usersession-operator", RELEASE_NAMESPACE, True),
+        ("update", "leases.coordination.k8s.io/kube-scheduler", RELEASE_NAMESPACE, False),
+        ("delete", "leases.coordination.k8s.io/uso-usersession-operator", RELEASE_NAMESPACE, False),
+        ("list", "leases.coordination.k8s.io", RELEASE_NAMESPACE, False),
+        ("create", "leases.coordination.k8s.io", "default", False),
+        ("update", "leases.coordination.k8s.io/kube-scheduler", "kube-system", False),
+    ],
+)
+def test_service_account_may_hold_its_own_lease_and_no_other(
+    cluster: LocalCluster, tmp_path: Path, verb: str, resource: str, namespace: str, allowed: bool
+) -> None:
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
+    assert can_i(kubeconfig, verb, resource, namespace) == allowed, (verb, resource, namespace)
 
 
 API_VALUES = (

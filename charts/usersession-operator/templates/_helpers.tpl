@@ -69,3 +69,8 @@ read: the password's, and the ACL username's and TLS material's when configured.
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{- /* The leader election's Lease, in the release namespace. */ -}}
+{{- define "uso.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (include "uso.fullname" .) -}}
+{{- end -}}
