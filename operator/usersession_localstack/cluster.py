@@ -23,6 +23,19 @@ from .redisserver import launch_redis
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.96.0.0/16"
+# With LocalCluster(audit=True): one JSON line per write request (verb, resource,
+# object, user agent, response code), none for reads and watches. Benchmarks use it
+# to tell the operator's writes from KEDA's and the controller-manager's, which
+# apiserver_request_total cannot (it has no user or client label).
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 
 
 def _kubeconfig(server: str, pki: Pki) -> dict[str, Any]:
@@ -59,7 +72,8 @@ class LocalCluster:
     Use as a context manager (or call start/stop). Everything listens on
     127.0.0.1 with free ports, lives in one temporary directory, and is gone
     after stop(), also when start() itself fails half-way. With keda=False the
-    cluster stops after the control plane and Redis (no CRDs, no KEDA).
+    cluster stops after the control plane and Redis (no CRDs, no KEDA). With
+    audit=True the API server logs every write to audit_log (AUDIT_POLICY).
     """
 
     def __init__(
@@ -68,9 +82,11 @@ class LocalCluster:
         workdir: Path | None = None,
         keep_workdir: bool = False,
         keda: bool = True,
+        audit: bool = False,
     ) -> None:
         self.nodes = nodes
         self.with_keda = keda
+        self.audit = audit
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersession-cluster-"))
         self.keep_workdir = keep_workdir
@@ -82,6 +98,7 @@ class LocalCluster:
         self.server = f"https://127.0.0.1:{self.api_port}"
         self.kubeconfig = self.workdir / "kubeconfig"
         self.redis_password_file = self.workdir / "redis-password"
+        self.audit_log = self.workdir / "audit.log"
         self._redis: Component | None = None
         self._keda: Component | None = None
         self._pki: Pki | None = None
@@ -165,6 +182,18 @@ class LocalCluster:
             # nothing runs in-cluster that would need the kubernetes Service.
             "--endpoint-reconciler-type": "none",
         }
+        if self.audit:
+            policy = self.workdir / "audit-policy.json"  # JSON is YAML
+            policy.write_text(json.dumps(AUDIT_POLICY))
+            apiserver_flags |= {
+                "--audit-policy-file": policy,
+                "--audit-log-path": self.audit_log,
+                "--audit-log-format": "json",
+                # Written before each response (the default blocking mode), so a
+                # reader sees a request's line once it has its answer; never
+                # rotated (the default rotates at 100 MB), so offsets stay valid.
+                "--audit-log-maxsize": 1_000_000,
+            }
         apiserver = self._launch("kube-apiserver", bin_dir, apiserver_flags)
         # On SIGTERM it stops serving at once, then its process lingers until killed:
         # a throwaway cluster need not wait the usual ten seconds for it.
