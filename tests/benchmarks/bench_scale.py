@@ -190,9 +190,10 @@ def by_resource(writes: Iterable[Write], writer: str = "operator") -> Counter[st
     return Counter(w.resource for w in writes if w.writer == writer)
 
 
-def per_session(counts: Counter[str], sessions: int) -> str:
-    """'usersessions 2.0, usersessions/status 3.1, ...' in the issue's order, then the rest."""
-    keys = [k for k in SESSION_RESOURCES if counts[k]] + sorted(
+def per_session(counts: Counter[str], sessions: int, zeros: bool = False) -> str:
+    """'usersessions 2.00, usersessions/status 3.10, ...' in the issue's order (with
+    zeros: every one of SESSION_RESOURCES, written to or not), then the rest."""
+    keys = [k for k in SESSION_RESOURCES if zeros or counts[k]] + sorted(
         k for k in counts if k not in SESSION_RESOURCES
     )
     return ", ".join(f"{k} {counts[k] / sessions:.2f}" for k in keys) or "none"
@@ -542,12 +543,21 @@ def part_converge(bench: Bench, op: Operator, report: Report, n: int, timeout: f
     in_parallel(lambda i: bench.create_session(ns, f"s{i:05d}"), n)
     created = time.monotonic() - start
 
+    first_reached: dict[int, float] = {}  # Ready count -> seconds when first seen
+
     def all_ready() -> bool:
         op.check()
-        return sum(map(ready, bench.sessions(ns))) >= n
+        count = sum(map(ready, bench.sessions(ns)))
+        first_reached.setdefault(count, time.monotonic() - start)
+        return count >= n
 
     wait(all_ready, timeout, f"{n} sessions Ready")
     converged = time.monotonic() - start
+
+    def when(share: float) -> str:
+        return f"{min(t for c, t in first_reached.items() if c >= share * n):.1f} s"
+
+    say(f"  Ready: the first after {when(1 / n)}, half after {when(0.5)}, 90% after {when(0.9)}")
     cpu = op.cpu_seconds() - cpu_before
     time.sleep(10)  # the writes that follow Ready (KEDA's report, the last polls) count too
     writes = bench.audit.writes(mark)
@@ -556,7 +566,7 @@ def part_converge(bench: Bench, op: Operator, report: Report, n: int, timeout: f
     audit_total = sum(1 for w in writes if w.resource.split("/")[0] in _METRIC_KINDS)
     rss, _ = op.memory()
     say(f"  all Ready after {converged:.1f} s (creating them took {created:.1f} s)")
-    say(f"  operator writes per session: {per_session(ours, n)}")
+    say(f"  operator writes per session: {per_session(ours, n, zeros=True)}")
     say(f"  the operator's clients: {sorted({w.agent for w in writes if w.writer == 'operator'})}")
     for who in sorted({w.writer for w in writes} - {"operator"}):
         say(f"  {who} writes per session: {per_session(by_resource(writes, who), n)}")
@@ -617,7 +627,7 @@ def setup_big(
     adopted = by_resource(bench.audit.writes(mark))
     report.add(f"operator adopting {m} existing sessions", f"last write after {settled:.0f} s")
     report.add("  its writes per session", f"{sum(adopted.values()) / m:.2f}")
-    say(f"  by resource: {per_session(adopted, m)}")
+    say(f"  by resource: {per_session(adopted, m, zeros=True)}")
     return ns
 
 
@@ -675,8 +685,15 @@ def part_restart(
     start = time.monotonic()
     op.start()
 
+    at_60s: list[int] = []  # the audit log's offset 60 s after the start
+
+    def mark_60s() -> None:
+        if not at_60s and time.monotonic() - start >= 60:
+            at_60s.append(bench.audit.offset())
+
     def current() -> bool:
         op.check()
+        mark_60s()
         items = bench.sessions(ns, f"{PROBE_LABEL}=true")
         return all((s.get("status") or {}).get("queueDepth") == 1 for s in items)
 
@@ -686,18 +703,27 @@ def part_restart(
     except TimeoutError:
         caught_up = f"not within {timeout:.0f} s"
     time.sleep(max(0.0, start + 60 - time.monotonic()))
-    writes = [
-        w
-        for w in bench.audit.writes(mark, bench.audit.offset())
-        if w.writer == "operator" and not (w.resource == "usersessions/status" and w.name in probes)
-    ]
+    mark_60s()
+
+    def unchanged(end: int | None = None) -> Counter[str]:
+        """The operator's writes since its start, the probes' own status writes left out."""
+        return Counter(
+            w.resource
+            for w in bench.audit.writes(mark, end)
+            if w.writer == "operator"
+            and not (w.resource == "usersessions/status" and w.name in probes)
+        )
+
     report.add(
         f"writes in 60 s after a restart over {m} sessions",
-        total(Counter(w.resource for w in writes)),
+        total(unchanged(at_60s[0])),
         "0",
     )
     say(f"  (the {len(probes)} sessions given a message are left out of that count)")
     report.add(f"  all {len(probes)} probes show queueDepth 1 after", caught_up, "<= 120 s")
+    waited = time.monotonic() - start
+    quiet = waited + wait_writes_quiet(bench, op, quiet=15, timeout=timeout)
+    report.add(f"  all writes until quiet (at {quiet:.0f} s)", total(unchanged()))
     with bench.redis.pipeline() as pipe:
         for s in probes.values():
             pipe.delete(s["status"]["queueName"])
