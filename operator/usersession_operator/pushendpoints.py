@@ -194,18 +194,14 @@ async def _publish_until_written(target: PushEndpoints, port: int) -> None:
             # stays missing until someone fixes it.
             (log.error if failures == 1 else log.warning)(
                 "Cannot publish this replica (%s:%s) as the endpoint of the push Service %s: "
-                "%s. KEDA's external-push connections fail until it is written; sessions "
-                "still wake through their redis triggers, at KEDA's polling interval. The "
-                "Service must exist without a selector, and the operator's ServiceAccount "
-                "needs get on services/%s and create, get and patch on "
-                "endpointslices.discovery.k8s.io in %s (the chart's -push-endpoints Role). "
+                "%s%s. KEDA's external-push connections fail until it is written; sessions "
+                "still wake through their redis triggers, at KEDA's polling interval. "
                 "Retrying in %g s",
                 target.pod_ip,
                 port,
                 _where(target),
                 _brief(exc),
-                target.service,
-                target.namespace,
+                _hint(exc, target),
                 delay,
             )
             await asyncio.sleep(delay)
@@ -225,6 +221,22 @@ def _with_client(fn: Callable[..., T], *args: Any) -> T:
     with load_api_client() as api_client:
         api_client.user_agent = USER_AGENT
         return fn(api_client, *args)
+
+
+def _hint(exc: BaseException, target: PushEndpoints) -> str:
+    status = exc.status if isinstance(exc, ApiException) else None
+    if status in (401, 403):
+        return (
+            f" (RBAC: the operator's ServiceAccount needs get on services/{target.service}, "
+            f"create on endpointslices.discovery.k8s.io and get, patch and delete on "
+            f"endpointslices/{target.service}, in {target.namespace}: the chart's "
+            "-push-endpoints Role)"
+        )
+    if status == 404:
+        return (
+            f" (the Service {target.service} must exist in {target.namespace}, without a selector)"
+        )
+    return ""
 
 
 def _where(target: PushEndpoints) -> str:

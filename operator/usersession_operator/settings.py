@@ -88,12 +88,16 @@ def push_endpoints_from_env(env: Mapping[str, str]) -> PushEndpoints | None:
         return None
     pod_ip = env.get("POD_IP") or ""
     try:
-        ipaddress.ip_address(pod_ip)
+        ip = ipaddress.ip_address(pod_ip)
     except ValueError:
+        ip = None
+    # The API server refuses these in an EndpointSlice.
+    if ip is None or ip.is_loopback or ip.is_link_local or ip.is_unspecified:
         raise ValueError(
             f"{ENV_PREFIX}PUSH_ENDPOINTS_SERVICE is set, so POD_IP must be this pod's IP "
-            f"address (the chart sets it from status.podIP), got {pod_ip!r}"
-        ) from None
+            f"address (the chart sets it from status.podIP; not a loopback, link-local or "
+            f"unspecified one), got {pod_ip!r}"
+        )
     return PushEndpoints(
         service=service,
         namespace=env.get("POD_NAMESPACE") or "default",

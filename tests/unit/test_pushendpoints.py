@@ -76,7 +76,9 @@ def test_nothing_is_published_unless_the_service_is_named() -> None:
     assert bare.push_endpoints == PushEndpoints("uso-push", "default", "10.0.0.1", None)
 
 
-@pytest.mark.parametrize("pod_ip", [None, "", "uso-0.example"])
+@pytest.mark.parametrize(
+    "pod_ip", [None, "", "uso-0.example", "127.0.0.1", "::1", "169.254.1.1", "::"]
+)
 def test_a_named_service_needs_the_pods_ip(pod_ip: str | None) -> None:
     env = {"USERSESSION_PUSH_ENDPOINTS_SERVICE": "uso-push"}
     if pod_ip is not None:
