@@ -92,6 +92,20 @@ helm install uso "$root/charts/usersession-operator" --namespace usersession-sys
   --set image.repository=usersession-operator --set image.tag=e2e --set image.pullPolicy=Never \
   --set redis.address="redis.$ns.svc.cluster.local:6379"
 
+# The push Service has no selector: the leader publishes its own pod IP as its endpoint.
+leader_ip() {
+  local holder
+  holder=$(kubectl -n usersession-system get lease uso-usersession-operator -o jsonpath='{.spec.holderIdentity}')
+  [[ -n "$holder" ]] && kubectl -n usersession-system get pod "$holder" -o jsonpath='{.status.podIP}'
+}
+push_routes_to_leader() {
+  local ip
+  ip=$(leader_ip) || return 1
+  [[ -n "$ip" && "$(kubectl -n usersession-system get endpointslice uso-usersession-operator-push \
+    -o jsonpath='{.endpoints[*].addresses[*]}' 2>/dev/null)" == "$ip" ]]
+}
+wait_for "the push Service's endpoint is the leader's pod" 60 push_routes_to_leader
+
 log "applying a UserSession (short idle timeout so the test sees it sleep)"
 kubectl -n "$ns" apply -f - <<'YAML'
 apiVersion: sessions.ai-infra.dev/v1alpha1

@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import leadership, looplag, metrics, pushscaler
+from . import leadership, looplag, metrics, pushendpoints, pushscaler
 from .bookkeeping import Bookkeeping
 from .controller import Controller
 from .kube import API_CONCURRENCY, Kube, connection_info, operator_api_client
@@ -66,6 +66,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if config.push_port and "push_server" not in memo:
         memo["push_server"] = await _serve_push(controller, config)
         metrics.PUSH_STREAMS.set_function(controller.poller.push.streams)
+    pushendpoints.publish(config, memo)  # serving: the push Service may now route here
     poller = controller.poller
     memo["poller"] = asyncio.create_task(poller.poll_forever(), name="redis-poller")
     memo["reactor"] = asyncio.create_task(poller.react_forever(), name="keyspace-reactor")
@@ -119,6 +120,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     for task in (memo.get("poller"), memo.get("reactor"), memo.get("loop_lag")):
         if task is not None:
             task.cancel()
+    await pushendpoints.withdraw(memo)  # KEDA stops being routed here before the port closes
     push_server = memo.get("push_server")
     if push_server is not None:
         await push_server.stop(grace=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -69,6 +70,43 @@ class LeaderElection:
 
 
 @dataclass(frozen=True)
+class PushEndpoints:
+    """Where this replica, once it leads, publishes itself as the push Service's only
+    endpoint (an EndpointSlice; see pushendpoints.py). Set by the Helm chart."""
+
+    service: str  # the selector-less Service KEDA dials, and the EndpointSlice's name
+    namespace: str  # the operator's own (POD_NAMESPACE)
+    pod_ip: str  # this pod's address (POD_IP, from the downward API)
+    pod_name: str | None = None  # named in the endpoint's targetRef when known
+
+
+def push_endpoints_from_env(env: Mapping[str, str]) -> PushEndpoints | None:
+    """None unless USERSESSION_PUSH_ENDPOINTS_SERVICE is set (by hand, in the tests and
+    the local stack nothing is written); then POD_IP must be an IP address."""
+    service = env.get(ENV_PREFIX + "PUSH_ENDPOINTS_SERVICE") or None
+    if service is None:
+        return None
+    pod_ip = env.get("POD_IP") or ""
+    try:
+        ip = ipaddress.ip_address(pod_ip)
+    except ValueError:
+        ip = None
+    # The API server refuses these in an EndpointSlice.
+    if ip is None or ip.is_loopback or ip.is_link_local or ip.is_unspecified:
+        raise ValueError(
+            f"{ENV_PREFIX}PUSH_ENDPOINTS_SERVICE is set, so POD_IP must be this pod's IP "
+            f"address (the chart sets it from status.podIP; not a loopback, link-local or "
+            f"unspecified one), got {pod_ip!r}"
+        )
+    return PushEndpoints(
+        service=service,
+        namespace=env.get("POD_NAMESPACE") or "default",
+        pod_ip=pod_ip,
+        pod_name=env.get("POD_NAME") or None,
+    )
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     redis: RedisDefaults = field(default_factory=RedisDefaults)
@@ -96,6 +134,9 @@ class OperatorSettings:
     # as files): the push server then speaks TLS, and ScaledObjects ask KEDA for it.
     # KEDA verifies the certificate against its trusted CAs (its --ca-dir).
     push_tls_dir: str | None = None
+    # With it, the leader writes the push Service's endpoints itself (the Service
+    # has no selector, so KEDA reaches the leader and never a standby).
+    push_endpoints: PushEndpoints | None = None
     leader_election: LeaderElection = field(default_factory=LeaderElection)
 
     @classmethod
@@ -146,5 +187,6 @@ class OperatorSettings:
             push_port=number("PUSH_PORT", defaults.push_port, int),
             push_address=env.get(ENV_PREFIX + "PUSH_ADDRESS") or None,
             push_tls_dir=env.get(ENV_PREFIX + "PUSH_TLS_DIR") or None,
+            push_endpoints=push_endpoints_from_env(env),
             leader_election=leader_election,
         )

@@ -137,3 +137,31 @@ def operator_log() -> Iterator[Collect]:
     yield collect
     root.removeHandler(collect)
     root.setLevel(old_level)
+
+
+@pytest.fixture
+def push_service(cluster: LocalCluster, api_client: client.ApiClient) -> Iterator[str]:
+    """The chart's push Service (no selector) in the release namespace, fresh, with no
+    EndpointSlice; both deleted afterwards. Its name is the one the chart's RBAC names."""
+    from support.chart import RELEASE, RELEASE_NAMESPACE, ensure_namespace
+
+    name = f"{RELEASE}-usersession-operator-push"
+    ensure_namespace(cluster, RELEASE_NAMESPACE)
+    core, discovery = client.CoreV1Api(api_client), client.DiscoveryV1Api(api_client)
+
+    def delete() -> None:
+        for remove in (core.delete_namespaced_service, discovery.delete_namespaced_endpoint_slice):
+            try:
+                remove(name, RELEASE_NAMESPACE)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    delete()
+    service = {
+        "metadata": {"name": name},
+        "spec": {"ports": [{"name": "grpc", "port": 9443, "appProtocol": "grpc"}]},
+    }
+    core.create_namespaced_service(RELEASE_NAMESPACE, service)
+    yield name
+    delete()

@@ -32,8 +32,10 @@ from support.chart import (
 )
 from support.monitoring import alert_groups, dashboard
 from usersession_localstack import LocalCluster
+from usersession_operator.pushendpoints import PORT_NAME
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
+PUSH = "uso-usersession-operator-push"  # the push Service and its EndpointSlice
 
 
 def test_chart_ships_the_same_crd_as_crds_dir() -> None:
@@ -182,27 +184,59 @@ def test_fast_wake_service_and_settings_render_together_or_not_at_all() -> None:
     [service] = [
         d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-push")
     ]
-    assert service["spec"]["ports"] == [
-        {"name": "grpc", "port": 9555, "targetPort": "push", "appProtocol": "grpc"}
-    ]
+    # Named as the operator names its EndpointSlice's port: kube-proxy pairs them by name.
+    assert service["spec"]["ports"] == [{"name": PORT_NAME, "port": 9555, "appProtocol": "grpc"}]
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    # KEDA dials the Service, which selects the operator's pod and its push port.
-    namespace = service["metadata"]["namespace"]
-    assert env["USERSESSION_PUSH_ADDRESS"] == f"{service['metadata']['name']}.{namespace}.svc:9555"
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    # KEDA dials the Service, whose endpoint the leader writes: its pod IP and push port.
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    assert env["USERSESSION_PUSH_ADDRESS"] == f"{name}.{namespace}.svc:9555"
     assert env["USERSESSION_PUSH_PORT"] == "9555"
+    assert env["USERSESSION_PUSH_ENDPOINTS_SERVICE"] == name
+    assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert {"name": "push", "containerPort": 9555} in container["ports"]
-    assert (
-        service["spec"]["selector"].items()
-        <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    )
 
     off = render("--set", "fastWake.enabled=false")
-    assert not [d for d in off if d["metadata"]["name"].endswith("-push")]
+    assert not [d for d in off if d["metadata"]["name"].endswith(("-push", "-push-endpoints"))]
     [deployment] = [d for d in off if d["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert not [e for e in container["env"] if e["name"].startswith("USERSESSION_PUSH")]
+    assert "POD_IP" not in {e["name"] for e in container["env"]}
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("--set", "replicaCount=1", "--set", "leaderElection.enabled=false")],
+    ids=["two-replicas-elected", "one-replica"],
+)
+def test_the_push_service_selects_no_pod_the_operator_writes_its_endpoints(
+    flags: tuple[str, ...],
+) -> None:
+    # A selector would send KEDA to the standby too, which does not serve the port.
+    # One replica without a Lease writes its endpoint the same way.
+    docs = render(*flags)
+    [service] = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-push")
+    ]
+    assert "selector" not in service["spec"]
+    _, env = _operator(*flags)
+    assert env["USERSESSION_PUSH_ENDPOINTS_SERVICE"] == service["metadata"]["name"]
+    [role] = [
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-push-endpoints")
+    ]
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    name = service["metadata"]["name"]
+    assert role["rules"] == [
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["create"]},
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "resourceNames": [name],
+            "verbs": ["get", "patch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["services"], "resourceNames": [name], "verbs": ["get"]},
+    ]
 
 
 def test_the_push_port_can_be_opened_to_kedas_namespace_alone() -> None:
@@ -285,7 +319,8 @@ def test_namespaced_mode_uses_roles_and_only_a_discovery_cluster_role() -> None:
     roles = [
         d
         for d in docs
-        if d["kind"] == "Role" and not d["metadata"]["name"].endswith(("-api", "-leader-election"))
+        if d["kind"] == "Role"
+        and not d["metadata"]["name"].endswith(("-api", "-leader-election", "-push-endpoints"))
     ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
@@ -342,9 +377,26 @@ def test_service_account_can_do_exactly_what_it_needs(
         ("list", "leases.coordination.k8s.io", RELEASE_NAMESPACE, False),
         ("create", "leases.coordination.k8s.io", "default", False),
         ("update", "leases.coordination.k8s.io/kube-scheduler", "kube-system", False),
+        # The push Service's EndpointSlice, written by the leader (pushendpoints.py).
+        ("create", "endpointslices.discovery.k8s.io", RELEASE_NAMESPACE, True),
+        ("patch", f"endpointslices.discovery.k8s.io/{PUSH}", RELEASE_NAMESPACE, True),
+        ("get", f"endpointslices.discovery.k8s.io/{PUSH}", RELEASE_NAMESPACE, True),
+        ("delete", f"endpointslices.discovery.k8s.io/{PUSH}", RELEASE_NAMESPACE, True),
+        ("get", f"services/{PUSH}", RELEASE_NAMESPACE, True),
+        ("patch", f"services/{PUSH}", RELEASE_NAMESPACE, False),
+        (
+            "patch",
+            "endpointslices.discovery.k8s.io/uso-usersession-operator-metrics",
+            RELEASE_NAMESPACE,
+            False,
+        ),
+        ("delete", "endpointslices.discovery.k8s.io/kubernetes", "default", False),
+        ("list", "endpointslices.discovery.k8s.io", RELEASE_NAMESPACE, False),
+        ("create", "endpointslices.discovery.k8s.io", "default", False),
+        ("create", "endpoints", RELEASE_NAMESPACE, False),
     ],
 )
-def test_service_account_may_hold_its_own_lease_and_no_other(
+def test_service_account_may_hold_its_own_lease_and_write_its_push_endpoints(
     cluster: LocalCluster, tmp_path: Path, verb: str, resource: str, namespace: str, allowed: bool
 ) -> None:
     kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")

@@ -2,8 +2,9 @@
 
 Real processes (the `usersession-operator` CLI) against the real API server and
 Redis: the standby must write nothing, a killed or stopped leader must be replaced
-and status updates resume, and shards on disjoint namespaces must both act, each on
-its own sessions only. Takeover times are printed, not asserted (the benchmark
+and status updates resume (the push Service's endpoint following the leader), and
+shards on disjoint namespaces must both act, each on its own sessions only.
+Takeover times are printed, not asserted (the benchmark
 tests/benchmarks/bench_failover.py measures them); the timeouts here are generous.
 """
 
@@ -29,6 +30,8 @@ from support.operators import (
     lease_spec,
     logs,
     operators,
+    push_endpoint,
+    push_env,
     start_operator,
 )
 from support.sessions import Api
@@ -210,8 +213,13 @@ def test_a_stopped_or_killed_leader_is_replaced_and_status_updates_resume(
     release_namespace: str,
     lease: str,
     chart_kubeconfig: Path,
+    push_service: str,
     tmp_path: Path,
 ) -> None:
+    # Each replica with its own pod IP (documentation addresses: the API server
+    # refuses loopback ones in an EndpointSlice), to see the push endpoint follow.
+    pod_ips = {"a": "192.0.2.1", "b": "192.0.2.2", "c": "192.0.2.3"}
+
     def start(name: str) -> OperatorProcess:
         op = start_operator(
             cluster,
@@ -221,9 +229,22 @@ def test_a_stopped_or_killed_leader_is_replaced_and_status_updates_resume(
             lease_namespace=release_namespace,
             namespaces=(session_namespace,),
             kubeconfig=chart_kubeconfig,
+            env=push_env(push_service, release_namespace, pod_ips[name]),
         )
         started.append(op)
         return op
+
+    def push_routes_to(op: OperatorProcess) -> None:
+        """The push Service's only endpoint is `op` (the leader), and only it."""
+
+        def addresses() -> list[str] | None:
+            found = push_endpoint(api_client, release_namespace, push_service)
+            return found[0] if found else None
+
+        try:
+            wait_for(lambda: addresses() == [pod_ips[op.name]], TAKEOVER_TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"{addresses()}\n" + logs(*started)) from None
 
     def depth_reaches(depth: int, since: float, what: str) -> None:
         status = api.wait_status(
@@ -248,6 +269,7 @@ def test_a_stopped_or_killed_leader_is_replaced_and_status_updates_resume(
         leader, [standby] = wait_for_leader(api_client, lease, [start("a"), start("b")])
         wait_for(lambda: says_standby(standby, lease, leader.name), 10)
         assert standby.healthy(), logs(standby)
+        push_routes_to(leader)
         api.create(session_namespace, "s")
         queue = api.wait_status(
             session_namespace, "s", lambda s: "queueName" in s, timeout=TAKEOVER_TIMEOUT
@@ -263,6 +285,9 @@ def test_a_stopped_or_killed_leader_is_replaced_and_status_updates_resume(
         depth_reaches(1, since, "SIGTERM")
         assert leader.wait(30) == 0, logs(leader)
         assert "Released the lease" in leader.log(), logs(leader)
+        # The old leader removed its endpoint before releasing; the new one wrote its own.
+        assert "Removed this replica from the push Service" in leader.log(), logs(leader)
+        push_routes_to(standby)
 
         # A crash: SIGKILL, no release; the standby waits out the lease.
         leader, standby = standby, start("c")
@@ -274,6 +299,7 @@ def test_a_stopped_or_killed_leader_is_replaced_and_status_updates_resume(
         rds.lpush(queue, "two")
         takeover(standby, since, "SIGKILL")
         depth_reaches(2, since, "SIGKILL")
+        push_routes_to(standby)  # over the endpoint the killed leader could not remove
         assert (lease_spec(api_client, release_namespace, lease) or {})["leaseTransitions"] == 2
 
 

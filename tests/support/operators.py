@@ -11,7 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,10 +70,12 @@ def start_operator(
     lease_namespace: str,
     namespaces: tuple[str, ...],
     kubeconfig: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> OperatorProcess:
-    """`usersession-operator run` with leader election on, its own ports and identity."""
+    """`usersession-operator run` with leader election on, its own ports and identity;
+    `env` adds or overrides variables."""
     metrics_port, liveness_port = free_port(), free_port()
-    env = {
+    environment = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig or cluster.kubeconfig),
         "POD_NAME": name,
@@ -87,12 +89,13 @@ def start_operator(
         "USERSESSION_METRICS_PORT": str(metrics_port),
         "USERSESSION_LIVENESS_PORT": str(liveness_port),
         "USERSESSION_PUSH_PORT": "0",
+        **(env or {}),
     }
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen(
             with_parent([str(OPERATOR), "run"]),  # exec'd by setpriv: the pid is the operator's
-            env=env,
+            env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -132,3 +135,32 @@ def holder(api_client: client.ApiClient, namespace: str, name: str) -> str:
 def logs(*ops: OperatorProcess) -> str:
     """Every operator's log, for an assertion message."""
     return "\n".join(f"--- {op.name} ---\n{op.log()[-6000:]}" for op in ops)
+
+
+def push_env(service: str, namespace: str, pod_ip: str) -> dict[str, str]:
+    """An operator's settings for serving the push port and, once it leads, publishing
+    itself as `service`'s endpoint with address `pod_ip`, as the chart sets them."""
+    return {
+        "USERSESSION_PUSH_PORT": str(free_port()),
+        "USERSESSION_PUSH_ENDPOINTS_SERVICE": service,
+        "POD_NAMESPACE": namespace,
+        "POD_IP": pod_ip,
+    }
+
+
+def push_endpoint(
+    api_client: client.ApiClient, namespace: str, name: str
+) -> tuple[list[str], list[int]] | None:
+    """The EndpointSlice `name`'s addresses and ports; None if there is none."""
+    discovery = client.DiscoveryV1Api(api_client)
+    try:
+        response: Any = discovery.read_namespaced_endpoint_slice(
+            name, namespace, _preload_content=False
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    body = json.loads(response.data)
+    addresses = [a for e in body.get("endpoints") or () for a in e.get("addresses") or ()]
+    return addresses, [p["port"] for p in body.get("ports") or ()]

@@ -74,3 +74,8 @@ read: the password's, and the ACL username's and TLS material's when configured.
 {{- define "uso.leaseName" -}}
 {{- .Values.leaderElection.leaseName | default (include "uso.fullname" .) -}}
 {{- end -}}
+
+{{- /* The fast-wake Service KEDA dials, and the EndpointSlice the leader writes for it. */ -}}
+{{- define "uso.pushServiceName" -}}
+{{- printf "%s-push" (include "uso.fullname" .) -}}
+{{- end -}}
