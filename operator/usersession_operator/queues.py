@@ -134,7 +134,16 @@ class RedisConnections:
         cached = self._credentials.get(ref)
         if cached and not refresh and time.monotonic() - cached[1] < PASSWORD_TTL:
             return cached[0]
-        credentials = await self._read_credentials(target)
+        try:
+            credentials = await self._read_credentials(target)
+        except LookupError:
+            if cached is None or refresh:
+                raise
+            # Unreadable now, yet what it held still opens the server: a namespace
+            # being deleted loses its Secret before its sessions' finalizers have
+            # cleaned Redis. A refused password asks again (refresh) and fails.
+            log.debug("credentials of %s/%s unreadable; using the last ones", *ref[:2])
+            return cached[0]
         self._credentials[ref] = (credentials, time.monotonic())
         return credentials
 
