@@ -110,10 +110,8 @@ class Controller:
         statuses current, and writes nothing."""
         api_client = self.kube.api_client
         namespaces = self.settings.namespaces
-        sessions = await asyncio.to_thread(watching.list_all, api_client, SESSION, namespaces)
-        for body in sessions:
+        async for body in watching.list_all(api_client, SESSION, namespaces):
             self.state.upsert_session(body)
-        del sessions
         selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items())
         feeds: list[tuple[watching.Resource, watching.Deliver]] = [
             (watching.Resource(k.kind, k.group, k.version, k.plural), self._child_feed(k))

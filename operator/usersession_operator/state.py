@@ -9,11 +9,11 @@ would be most of the operator's memory.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import plain
 from .names import INSTANCE_LABEL, child_name
 
 Key = tuple[str, str]  # (namespace, name)
@@ -110,11 +110,24 @@ class ClusterState:
             if not pods:
                 self.pods.pop(key, None)
         else:
-            pods[body["metadata"]["name"]] = _trimmed(body)
+            pods[body["metadata"]["name"]] = _trimmed(body, whole_status=True)
 
 
 def _key(body: Mapping[str, Any]) -> Key:
     return body["metadata"]["namespace"], body["metadata"]["name"]
+
+
+def _compact(value: Any) -> Any:
+    """A plain deep copy (kopf hands out live views that later events mutate), its
+    strings interned: thousands of sessions repeat the same condition types,
+    reasons, messages and label values, and one copy of each is enough."""
+    if isinstance(value, Mapping):
+        return {sys.intern(str(k)): _compact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_compact(v) for v in value]
+    if isinstance(value, str):
+        return sys.intern(value)
+    return value
 
 
 _KEPT_METADATA = (
@@ -136,7 +149,7 @@ _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 def _metadata(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
-    kept = {k: plain(meta[k]) for k in _KEPT_METADATA if k in meta}
+    kept = {k: _compact(meta[k]) for k in _KEPT_METADATA if k in meta}
     annotations = kept.get("annotations")
     if annotations:
         for dropped in _DROPPED_ANNOTATIONS:
@@ -149,19 +162,38 @@ def _session_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     snapshot = {"metadata": _metadata(body)}
     for part in ("apiVersion", "kind", "spec", "status"):
         if part in body:
-            snapshot[part] = plain(body[part])
+            snapshot[part] = _compact(body[part])
     return snapshot
 
 
-def _trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What status reads of a child or pod: metadata, status, and the replica count
-    (never the pod template, which is most of a Deployment). Drift is judged when
-    the object arrives, against the full object, and kept in ClusterState.matched."""
-    trimmed: dict[str, Any] = {k: body[k] for k in ("apiVersion", "kind") if k in body}
-    trimmed["metadata"] = _metadata(body)
+# What status reads of a child (besides its name): the Deployment's ready count
+# and conditions, the ScaledObject's conditions and KEDA's paused annotation,
+# the claim's phase and capacity. Pods are kept with their whole status (only
+# awake sessions have one).
+_CHILD_METADATA = ("name", "namespace", "creationTimestamp", "deletionTimestamp")
+_CHILD_STATUS = ("readyReplicas", "conditions", "phase", "capacity")
+_KEDA_ANNOTATIONS = "autoscaling.keda.sh/"
+
+
+def _trimmed(body: Mapping[str, Any], whole_status: bool = False) -> dict[str, Any]:
+    """What status reads of a child or pod (never the pod template, which is most of
+    a Deployment; never KEDA's bookkeeping in a ScaledObject's status). Drift is
+    judged when the object arrives, against the full object, and kept in
+    ClusterState.matched."""
+    meta = body.get("metadata") or {}
+    kept_meta = {k: meta[k] for k in _CHILD_METADATA if k in meta}
+    keda = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(_KEDA_ANNOTATIONS)
+    }
+    if keda:
+        kept_meta["annotations"] = keda
+    trimmed: dict[str, Any] = {"metadata": kept_meta}
     replicas = (body.get("spec") or {}).get("replicas")
     if replicas is not None:
         trimmed["spec"] = {"replicas": replicas}
-    if "status" in body:
-        trimmed["status"] = plain(body["status"])
+    status = body.get("status") or {}
+    if not whole_status:
+        status = {k: status[k] for k in _CHILD_STATUS if k in status}
+    if status:
+        trimmed["status"] = _compact(status)
     return trimmed

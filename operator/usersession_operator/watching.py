@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +148,11 @@ class Watch:
                 seen.add(_name(item))
                 self._send("ADDED", item)
             version = str(page["metadata"]["resourceVersion"])
+            del page
+            # Not a page ahead of the loop: events queued for it hold whole
+            # objects, and a listing of thousands would otherwise sit in memory
+            # at once (memory the allocator then rarely gives back).
+            self._caught_up()
         for namespace, name in self._known - seen:
             self._send("DELETED", {"metadata": {"namespace": namespace, "name": name}})
         self._known = seen
@@ -185,6 +190,16 @@ class Watch:
             response.release_conn()
         return version
 
+    def _caught_up(self) -> None:
+        """Wait until the loop has handled everything sent so far."""
+        if self._loop is None:
+            return
+        handled = threading.Event()
+        self._loop.call_soon_threadsafe(handled.set)
+        while not handled.wait(1.0):
+            if self._stopping.is_set() or self._loop.is_closed():
+                return
+
     def _send(self, kind: str, obj: dict[str, Any]) -> None:
         if self._loop is not None and not self._stopping.is_set():
             self._loop.call_soon_threadsafe(self._deliver, kind, obj)
@@ -204,16 +219,17 @@ def pages(lister: Callable[..., Any], label_selector: str | None) -> Iterator[di
             return
 
 
-def list_all(
+async def list_all(
     api_client: client.ApiClient, resource: Resource, namespaces: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Every object of a kind in these namespaces (none: all), listed page by page."""
-    found: list[dict[str, Any]] = []
+) -> AsyncIterator[dict[str, Any]]:
+    """Every object of a kind in these namespaces (none: all), a page at a time, each
+    page fetched in a thread: thousands of objects never sit in memory at once."""
     scopes: list[str | None] = list(namespaces) or [None]
     for namespace in scopes:
-        for page in pages(resource.lister(api_client, namespace), None):
-            found.extend(page.get("items") or [])
-    return found
+        listing = pages(resource.lister(api_client, namespace), None)
+        while (page := await asyncio.to_thread(next, listing, None)) is not None:
+            for item in page.get("items") or []:
+                yield item
 
 
 def _events(response: Any) -> Iterator[dict[str, Any]]:
