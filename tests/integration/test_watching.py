@@ -24,6 +24,19 @@ def _pod(namespace: str, name: str, ours: bool) -> dict[str, Any]:
     }
 
 
+def _pods_watch(
+    api_client: client.ApiClient, namespace: str, events: list[tuple[str, str]]
+) -> watching.Watch:
+    """A watch of our pods in namespace, recording (event type, name)."""
+    return watching.Watch(
+        api_client,
+        watching.POD,
+        SELECTOR,
+        namespace,
+        lambda kind, obj: events.append((kind, obj["metadata"]["name"])),
+    )
+
+
 async def _until(condition: Callable[[], bool], timeout: float = 30) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
@@ -39,13 +52,7 @@ def test_only_labelled_objects_arrive_listed_first_then_changes_and_deletions(
     events: list[tuple[str, str]] = []
 
     async def run() -> None:
-        watch = watching.Watch(
-            api_client,
-            watching.POD,
-            SELECTOR,
-            namespace,
-            lambda kind, obj: events.append((kind, obj["metadata"]["name"])),
-        )
+        watch = _pods_watch(api_client, namespace, events)
         watch.start()
         try:
             await asyncio.wait_for(watch.synced.wait(), 30)
@@ -71,13 +78,7 @@ def test_a_relisting_reports_what_was_deleted_while_the_watch_was_away(
     events: list[tuple[str, str]] = []
 
     async def run() -> None:
-        watch = watching.Watch(
-            api_client,
-            watching.POD,
-            SELECTOR,
-            namespace,
-            lambda kind, obj: events.append((kind, obj["metadata"]["name"])),
-        )
+        watch = _pods_watch(api_client, namespace, events)
         watch._loop = asyncio.get_running_loop()  # delivered here; no thread is started
         watch._known = {(namespace, "gone-meanwhile")}
         await asyncio.to_thread(watch._relist)
