@@ -1,6 +1,7 @@
 """Benchmark for issue 11: many sessions on one operator, measured from the outside.
 
-Run (full scale, about an hour on two cores with today's operator):
+Run (full scale; estimated at 60-75 min on two cores with today's operator, which
+re-applies every child on each restart, and 20-25 min for one that meets the goals):
     .venv/bin/python tests/benchmarks/bench_scale.py
 A quick run:
     .venv/bin/python tests/benchmarks/bench_scale.py --sessions 100 --big 1000 \\
@@ -26,11 +27,13 @@ Parts:
             cycle time, event-loop lag, CPU per idle minute, idle writes.
   restart   SIGTERM the operator, LPUSH one message into --restart sessions'
             queues, start it again: operator writes in the 60 s after start
-            (those sessions' own status writes excluded) and the time until all
-            of them show queueDepth 1.
+            (those sessions' own status writes excluded), the time until all
+            of them show queueDepth 1, and all its writes until it is quiet.
   pods      --pods Pods in another namespace that are not the operator's (held
             by a scheduling gate, so nothing else acts on them): RSS of a freshly
             started, settled operator without them and (restarted) with them.
+Writes are requests as the API server counts them: a server-side apply that
+changes nothing is one too.
 restart and pods run over the big part's sessions (its setup runs for them even
 when big itself is not selected). Numbers are printed, never asserted.
 """
@@ -806,8 +809,10 @@ def main() -> int:
     if parts - set(PARTS):
         parser.error(f"unknown parts: {sorted(parts - set(PARTS))}")
 
-    # SIGTERM as Ctrl-C, so that the finally blocks stop the operator and the cluster.
+    # SIGTERM as Ctrl-C, so that the finally blocks stop the operator and the cluster
+    # (SIGINT too: a shell starts a background job with it ignored).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     report = Report()
     started = time.monotonic()
     with LocalCluster(audit=True, keda="converge" in parts) as cluster:
@@ -838,4 +843,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the operator and the cluster are stopped by now
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
