@@ -436,7 +436,8 @@ class Controller:
     async def expire_idle(self) -> None:
         """Delete the sessions idle past their spec.expireAfterIdleSeconds (after a poll)."""
         now = dt.datetime.now(dt.UTC)
-        for key, body in list(self.state.sessions.items()):
+        for key in list(self.state.expiring):
+            body = self.state.sessions[key]
             limit = (body.get("spec") or {}).get("expireAfterIdleSeconds")
             if not isinstance(limit, int) or isinstance(limit, bool):
                 continue  # off, or refused by the schema already

@@ -1,7 +1,8 @@
 """Where queue depths come from, and how KEDA hears of work at once.
 
 One poll loop reads every session's queue and processing list in one
-pipelined round trip per Redis server and refreshes every status. Between
+pipelined read per Redis server (a thousand sessions per round trip) and
+refreshes the statuses that may have changed. Between
 polls, keyspace notifications (notifications.py) name the lists that changed;
 those are read at once, status follows within a second, and a session that just
 got work is pushed to KEDA through the external-push scaler (pushscaler.py).

@@ -97,7 +97,7 @@ def write(api_client: client.ApiClient, target: PushEndpoints, port: int) -> Non
         target.service, target.namespace, _preload_content=False, _request_timeout=_REQUEST_TIMEOUT
     )
     uid = json.loads(service.data)["metadata"]["uid"]
-    client.DiscoveryV1Api(api_client).patch_namespaced_endpoint_slice(
+    response: Any = client.DiscoveryV1Api(api_client).patch_namespaced_endpoint_slice(
         target.service,
         target.namespace,
         endpoint_slice(target, port, uid),
@@ -107,6 +107,7 @@ def write(api_client: client.ApiClient, target: PushEndpoints, port: int) -> Non
         _preload_content=False,
         _request_timeout=_REQUEST_TIMEOUT,
     )
+    response.read()  # read, so that the connection goes back to the pool
 
 
 def remove(api_client: client.ApiClient, target: PushEndpoints) -> bool:

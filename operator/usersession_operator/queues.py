@@ -35,6 +35,8 @@ PASSWORD_TTL = (
     300.0  # seconds; a rotated Secret is picked up within this, or at once on auth failure
 )
 TIMEOUT = 5.0  # seconds: connect, and any command that should not block
+# Sessions whose lengths one pipelined round trip reads (two commands each).
+PIPELINE_SESSIONS = 1000
 
 
 def work_channel(database: int) -> str:
@@ -222,8 +224,8 @@ class RedisQueues:
         await self.connections.close()
 
     async def depths(self, targets: Mapping[Key, QueueTarget]) -> dict[Key, QueueReading]:
-        """LLEN of every session's queue and processing list: one pipelined round trip
-        per Redis server, whatever the number of sessions on it."""
+        """LLEN of every session's queue and processing list: pipelined per Redis
+        server, a round trip per PIPELINE_SESSIONS sessions, never one per session."""
         groups: dict[tuple[str, int, int, str], list[tuple[Key, QueueTarget]]] = {}
         readings: dict[Key, QueueReading] = {}
         for key, target in targets.items():
@@ -240,6 +242,15 @@ class RedisQueues:
         return readings
 
     async def _llen_all(self, members: list[tuple[Key, QueueTarget]]) -> dict[Key, QueueReading]:
+        """Both lengths of every session on one server: pipelined, PIPELINE_SESSIONS
+        sessions per round trip, so that ten thousand sessions take ten round
+        trips and none of them holds the event loop for long."""
+        readings: dict[Key, QueueReading] = {}
+        for start in range(0, len(members), PIPELINE_SESSIONS):
+            readings |= await self._llen_some(members[start : start + PIPELINE_SESSIONS])
+        return readings
+
+    async def _llen_some(self, members: list[tuple[Key, QueueTarget]]) -> dict[Key, QueueReading]:
         async def llens(client: aioredis.Redis) -> list[int]:
             pipe = client.pipeline(transaction=False)
             for _, member in members:

@@ -55,6 +55,8 @@ class ClusterState:
     # last seen to match}. Stands in for the live object when deciding whether a
     # reconcile must apply: same digest, nothing to write.
     matched: dict[Key, dict[str, str]] = field(default_factory=dict)
+    # Sessions with spec.expireAfterIdleSeconds: the few expiry looks at after a poll.
+    expiring: set[Key] = field(default_factory=set)
     _by_instance: dict[Key, Key] = field(default_factory=dict)
 
     # -- sessions --------------------------------------------------------------
@@ -62,6 +64,10 @@ class ClusterState:
     def upsert_session(self, body: Mapping[str, Any]) -> Key:
         key = _key(body)
         self.sessions[key] = _session_snapshot(body)
+        if (body.get("spec") or {}).get("expireAfterIdleSeconds") is not None:
+            self.expiring.add(key)
+        else:
+            self.expiring.discard(key)
         self._by_instance[(key[0], child_name(key[1]))] = key
         return key
 
@@ -71,6 +77,7 @@ class ClusterState:
         for table in (self.queues, self.reconciled, self.written_status, self.wake_started):
             table.pop(key, None)
         self.matched.pop(self.child_key(key), None)
+        self.expiring.discard(key)
 
     def session_for_child(self, child: Mapping[str, Any]) -> Key | None:
         instance = (child.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)

@@ -292,6 +292,14 @@ class Operator:
                 samples.setdefault(sample.name, []).append((sample.labels, sample.value))
         return samples
 
+    def sessions_known(self) -> float:
+        """Sessions whose status the operator has computed (its usersession_sessions)."""
+        try:
+            samples = self.metrics().get("usersession_sessions", [])
+        except OSError:
+            return 0.0
+        return sum(value for _, value in samples)
+
     def wait_quiet(self, cpu_share: float = 0.5, window: float = 5, timeout: float = 300) -> None:
         """Until the operator uses under cpu_share of a core over `window` seconds."""
         deadline = time.monotonic() + timeout
@@ -626,6 +634,11 @@ def setup_big(
     say(f"  written in {took:.0f} s")
     mark = bench.audit.offset()
     op.start()
+    started = time.monotonic()
+    # Every session has a status of the operator's (its usersession_sessions gauge
+    # counts them all), then nothing written for 15 s: the adoption is over.
+    wait(lambda: op.sessions_known() >= m, timeout, f"the operator knowing all {m} sessions", 2)
+    say(f"  all {m} sessions have the operator's status after {time.monotonic() - started:.0f} s")
     settled = wait_writes_quiet(bench, op, quiet=15, timeout=timeout)
     adopted = by_resource(bench.audit.writes(mark))
     report.add(f"operator adopting {m} existing sessions", f"last write after {settled:.0f} s")

@@ -396,8 +396,10 @@ def test_an_idle_session_past_its_expiry_is_announced_then_deleted_once_asleep(
     controller: Controller, kube: RecordingKube
 ) -> None:
     state = controller.state
-    state.sessions[KEY]["spec"]["expireAfterIdleSeconds"] = 60
-    state.sessions[KEY]["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    body = _body(controller)
+    body["spec"]["expireAfterIdleSeconds"] = 60
+    body["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    state.upsert_session(body)  # as the watch delivers it
     state.queues[KEY] = QueueReading(0, 1)  # in flight: kept
     _refresh(controller)
     asyncio.run(controller.expire_idle())
