@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import memory
 from .settings import OperatorSettings, with_flags
 from .spec import check_settings
 
@@ -111,6 +112,7 @@ def _run_operator(settings: OperatorSettings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    memory.limit_arenas()  # first: before any thread has an arena of its own
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import leadership, looplag, metrics, pushendpoints, pushscaler
+from . import leadership, looplag, memory, metrics, pushendpoints, pushscaler
 from .bookkeeping import Bookkeeping
 from .controller import Controller
 from .kube import API_CONCURRENCY, Kube, connection_info, operator_api_client
@@ -63,6 +63,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     await controller.start()
     memo["controller"] = controller
     memo["loop_lag"] = asyncio.create_task(looplag.measure_forever(), name="loop-lag")
+    memo["trim"] = asyncio.create_task(memory.trim_forever(), name="malloc-trim")
     if config.push_port and "push_server" not in memo:
         memo["push_server"] = await _serve_push(controller, config)
         metrics.PUSH_STREAMS.set_function(controller.poller.push.streams)
@@ -117,7 +118,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
-    for task in (memo.get("poller"), memo.get("reactor"), memo.get("loop_lag")):
+    for task in (memo.get("poller"), memo.get("reactor"), memo.get("loop_lag"), memo.get("trim")):
         if task is not None:
             task.cancel()
     await pushendpoints.withdraw(memo)  # KEDA stops being routed here before the port closes
