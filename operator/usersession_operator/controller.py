@@ -38,6 +38,7 @@ from .expiry import expired
 from .kube import Kube, describe_api_error
 from .model import (
     DEFAULT_START_TIMEOUT_SECONDS,
+    FINALIZER,
     GROUP,
     KIND,
     PLURAL,
@@ -64,6 +65,9 @@ from .status import (
 log = logging.getLogger(__name__)
 
 SESSION = watching.Resource(KIND, GROUP, VERSION, PLURAL)
+# A session kopf has not handed to reconcile this long after it appeared gets
+# reconciled by the poll (Controller.resync).
+RESYNC_AFTER_SECONDS = 60.0
 
 
 class Controller:
@@ -84,7 +88,7 @@ class Controller:
             self.queues,
             self._live_session,
             self._refresh_settled,
-            self.expire_idle,
+            self._after_poll,
         )
         # Set once the children's watches have listed everything: from then on a
         # child missing from the state is missing from the cluster.
@@ -93,6 +97,7 @@ class Controller:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._parsed: dict[Key, tuple[str, Session | InvalidSession]] = {}
         self._refreshing: set[Key] = set()  # refreshes scheduled and not started yet
+        self._resyncing: set[Key] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._watches: list[watching.Watch] = []
         self._tables = {
@@ -146,7 +151,7 @@ class Controller:
         key = self.state.upsert_session(body)
         session = self._session(key)
         if isinstance(session, InvalidSession):
-            self.state.reconciled[key] = ReconcileResult(_generation(body), str(session))
+            self._reconciled(key, ReconcileResult(_generation(body), str(session)))
             await self.refresh_status(key)
             metrics.RECONCILES.labels("invalid").inc()
             raise kopf.PermanentError(str(session))
@@ -155,7 +160,7 @@ class Controller:
             await self._apply_children(session)
         except ApiException as exc:
             message = describe_api_error(exc)
-            self.state.reconciled[key] = ReconcileResult(_generation(body), message)
+            self._reconciled(key, ReconcileResult(_generation(body), message))
             await self.refresh_status(key)
             metrics.RECONCILES.labels("error").inc()
             raise kopf.TemporaryError(message, delay=10) from exc
@@ -167,8 +172,45 @@ class Controller:
             # A new session: read its lists now, so that its first status already
             # has the depth instead of a second write after the next poll.
             await self.poller.read({key: target})
-        self.state.reconciled[key] = ReconcileResult(session.generation)
+        self._reconciled(key, ReconcileResult(session.generation))
         await self.refresh_status(key)
+
+    def _reconciled(self, key: Key, result: ReconcileResult) -> None:
+        self.state.reconciled[key] = result
+        self.state.unreconciled.pop(key, None)
+
+    def resync(self) -> None:
+        """Reconcile the sessions kopf has not handed over a minute after they appeared.
+
+        kopf acts on watch events. When the API server is overloaded a patch of
+        kopf's can time out after it took effect, and the event kopf then waits
+        for never comes: 309 of 10,000 sessions created at once were never
+        reconciled. Reconcile is level-based, so running it here too is harmless;
+        the finalizer stays kopf's to add, so a session without it is left to kopf.
+        """
+        now = time.monotonic()
+        for key, seen in list(self.state.unreconciled.items()):
+            body = self.state.sessions.get(key)
+            if body is None or key in self._resyncing or now - seen < RESYNC_AFTER_SECONDS:
+                continue
+            meta = body.get("metadata") or {}
+            if meta.get("deletionTimestamp") or FINALIZER not in (meta.get("finalizers") or []):
+                continue
+            log.info("UserSession %s/%s: not handed over by kopf; reconciling it", *key)
+            self._resyncing.add(key)
+            self._spawn(self._resync_one(key, body))
+
+    async def _resync_one(self, key: Key, body: Mapping[str, Any]) -> None:
+        try:
+            await self.reconcile(body)
+        except (kopf.PermanentError, kopf.TemporaryError) as exc:
+            log.warning("UserSession %s/%s: reconcile failed: %s", *key, exc)
+        finally:
+            self._resyncing.discard(key)
+
+    async def _after_poll(self) -> None:
+        await self.expire_idle()
+        self.resync()
 
     async def _apply_children(self, session: Session) -> None:
         for kind in CHILD_KINDS:  # in apply order

@@ -19,7 +19,7 @@ from . import leadership, looplag, memory, metrics, pushendpoints, pushscaler
 from .bookkeeping import Bookkeeping
 from .controller import Controller
 from .kube import API_CONCURRENCY, Kube, connection_info, operator_api_client
-from .model import GROUP, PLURAL, VERSION, InvalidSession
+from .model import FINALIZER, GROUP, PLURAL, VERSION, InvalidSession
 from .settings import OperatorSettings
 from .spec import check_settings
 
@@ -38,7 +38,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         raise kopf.PermanentError(str(exc)) from exc
     # kopf's bookkeeping stays in memory (see bookkeeping.py); the finalizer is
     # under our own domain.
-    settings.persistence.finalizer = f"{GROUP}/cleanup"
+    settings.persistence.finalizer = FINALIZER
     bookkeeping = Bookkeeping(prefix=GROUP)
     bookkeeping.install(settings)
     # Events only for what needs a human; a success event per reconcile is an

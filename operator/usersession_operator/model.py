@@ -19,6 +19,8 @@ from usersession_operator.redisconfig import (
 GROUP = "sessions.ai-infra.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# The finalizer (kopf adds and removes it): the session's Redis keys are cleaned first.
+FINALIZER = f"{GROUP}/cleanup"
 KIND = "UserSession"
 PLURAL = "usersessions"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,8 @@ class ClusterState:
     matched: dict[Key, dict[str, str]] = field(default_factory=dict)
     # Sessions with spec.expireAfterIdleSeconds: the few expiry looks at after a poll.
     expiring: set[Key] = field(default_factory=set)
+    # Sessions not reconciled yet, and since when (monotonic): see Controller.resync.
+    unreconciled: dict[Key, float] = field(default_factory=dict)
     _by_instance: dict[Key, Key] = field(default_factory=dict)
 
     # -- sessions --------------------------------------------------------------
@@ -64,6 +67,8 @@ class ClusterState:
     def upsert_session(self, body: Mapping[str, Any]) -> Key:
         key = _key(body)
         self.sessions[key] = _session_snapshot(body)
+        if key not in self.reconciled:
+            self.unreconciled.setdefault(key, time.monotonic())
         if (body.get("spec") or {}).get("expireAfterIdleSeconds") is not None:
             self.expiring.add(key)
         else:
@@ -78,6 +83,7 @@ class ClusterState:
             table.pop(key, None)
         self.matched.pop(self.child_key(key), None)
         self.expiring.discard(key)
+        self.unreconciled.pop(key, None)
 
     def session_for_child(self, child: Mapping[str, Any]) -> Key | None:
         instance = (child.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)

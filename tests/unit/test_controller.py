@@ -15,9 +15,11 @@ import kopf
 import pytest
 from kubernetes.client import ApiException
 
+from usersession_operator import controller as controller_module
 from usersession_operator import metrics
 from usersession_operator.builders import DEPLOYMENT, TRIGGER_AUTH, ChildKind
 from usersession_operator.controller import Controller
+from usersession_operator.model import FINALIZER
 from usersession_operator.names import INSTANCE_LABEL
 from usersession_operator.settings import OperatorSettings
 from usersession_operator.state import QueueReading, ReconcileResult
@@ -413,3 +415,27 @@ def test_an_idle_session_past_its_expiry_is_announced_then_deleted_once_asleep(
     asyncio.run(controller.expire_idle())
     assert kube.calls[-2:] == ["event Expired", f"delete {NAME} u-1"]
     assert kube.events[-1][1] == "Normal"
+
+
+def test_a_session_kopf_never_handed_over_is_reconciled_by_the_poll(
+    controller: Controller, kube: RecordingKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller_module, "RESYNC_AFTER_SECONDS", 0.0)
+    state = controller.state
+    body = _body(controller)
+    state.forget_session(KEY)  # then seen anew, never reconciled: kopf's event was lost
+    body["metadata"]["finalizers"] = [FINALIZER]
+    state.upsert_session(body)
+    other = copy.deepcopy(body)
+    other["metadata"] |= {"name": "bob", "finalizers": []}  # kopf has not finished its part
+    state.upsert_session(other)
+
+    async def poll_and_settle() -> None:
+        controller.resync()
+        await controller.settle()
+
+    asyncio.run(poll_and_settle())
+    assert [b["metadata"]["name"] for b in kube.applied] == [NAME] * 3
+    assert KEY in state.reconciled and (NAMESPACE, "bob") not in state.reconciled
+    asyncio.run(poll_and_settle())
+    assert len(kube.applied) == 3  # once only
