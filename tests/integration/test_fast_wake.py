@@ -64,7 +64,9 @@ def test_status_shows_a_new_message_within_a_second_or_two(
     api.wait_status(ns, name, lambda s: s.get("processingDepth") == 1, timeout=15)
     started = time.monotonic()
     rds.lpush(queue, "m1", "m2")
-    api.wait_status(ns, name, lambda s: s.get("queueDepth") == 2, timeout=3)
+    # Typically under a second (one status write a second per session at most);
+    # the bound stays below the operator's 10 s poll with room for a loaded machine.
+    api.wait_status(ns, name, lambda s: s.get("queueDepth") == 2, timeout=8)
     with capsys.disabled():
         print(f"\nLPUSH -> status.queueDepth: {time.monotonic() - started:.2f} s")
 
