@@ -14,13 +14,14 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 from kubernetes.client import ApiException
 
 from . import metrics, watching
+from .background import Background
 from .builders import (
     CHILD_KINDS,
     CLAIM,
@@ -98,7 +99,7 @@ class Controller:
         self._parsed: dict[Key, tuple[str, Session | InvalidSession]] = {}
         self._refreshing: set[Key] = set()  # refreshes scheduled and not started yet
         self._resyncing: set[Key] = set()
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._background = Background("background work")  # restores, refreshes, resyncs
         self._watches: list[watching.Watch] = []
         self._tables = {
             DEPLOYMENT: self.state.deployments,
@@ -198,7 +199,7 @@ class Controller:
                 continue
             log.info("UserSession %s/%s: not handed over by kopf; reconciling it", *key)
             self._resyncing.add(key)
-            self._spawn(self._resync_one(key, body))
+            self._background.spawn(self._resync_one(key, body))
 
     async def _resync_one(self, key: Key, body: Mapping[str, Any]) -> None:
         try:
@@ -277,7 +278,7 @@ class Controller:
             if deleted:
                 self.state.matched.get(child, {}).pop(kind.kind, None)
             if deleted or self._judge(kind, child, wanted, body):
-                self._spawn(self._restore(kind, session, body))
+                self._background.spawn(self._restore(kind, session, body))
         self.schedule_refresh(key)
 
     async def _restore(self, kind: ChildKind, session: Session, body: Mapping[str, Any]) -> None:
@@ -345,18 +346,7 @@ class Controller:
 
     async def settle(self) -> None:
         """Wait until the background work events started (restores, refreshes) is done."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background work failed", exc_info=task.exception())
+        await self._background.settle()
 
     # -- status ----------------------------------------------------------------
 
@@ -364,7 +354,7 @@ class Controller:
         """Refresh a session's status soon; events that arrive together make one refresh."""
         if key not in self._refreshing:
             self._refreshing.add(key)
-            self._spawn(self._scheduled_refresh(key))
+            self._background.spawn(self._scheduled_refresh(key))
 
     async def _scheduled_refresh(self, key: Key) -> None:
         await asyncio.sleep(0)  # let the events already queued land first
@@ -562,9 +552,7 @@ class Controller:
     async def close(self) -> None:
         for watch in self._watches:
             watch.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.close()
         await self.poller.close()
         await self.queues.close()
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 from . import metrics
+from .background import Background
 from .model import Session
 from .notifications import KeyspaceWatcher
 from .pushscaler import PushScaler
@@ -56,7 +57,9 @@ class Poller:
         self._changed: set[Key] = set()  # lists a keyspace event named, not read yet
         self._changed_event = asyncio.Event()
         self._event_refreshed: dict[Key, float] = {}
-        self._writes: set[asyncio.Future[None]] = set()
+        # Status writes run beside the reactor, never in front of it: an event for
+        # one session must not wait for another's write (or the poll's) to push.
+        self._writes = Background("status refresh")
 
     def follow(self, key: Key, target: QueueTarget) -> None:
         """A new session: listen to its lists now, not from the next poll."""
@@ -66,9 +69,7 @@ class Poller:
         self._event_refreshed.pop(key, None)
 
     async def close(self) -> None:
-        for task in self._writes:
-            task.cancel()
-        await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._writes.close()
         await self.watcher.close()
 
     async def poll_forever(self) -> None:
@@ -140,23 +141,11 @@ class Poller:
             since = time.monotonic() - self._event_refreshed.get(key, 0.0)
             if since >= EVENT_STATUS_INTERVAL:
                 self._event_refreshed[key] = time.monotonic()
-                self._in_background(self.refresh_status(key))
+                self._writes.spawn(self.refresh_status(key))
             else:
                 self._changed.add(key)
         if self._changed:
             asyncio.get_running_loop().call_later(0.2, self._changed_event.set)
-
-    def _in_background(self, write: Awaitable[None]) -> None:
-        """Status writes run beside the reactor, never in front of it: an event for
-        one session must not wait for another's write (or the poll's) to push."""
-        task = asyncio.ensure_future(write)
-        self._writes.add(task)
-        task.add_done_callback(self._written)
-
-    def _written(self, task: asyncio.Future[None]) -> None:
-        self._writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("status refresh failed", exc_info=task.exception())
 
     def _list_changed(self, key: Key) -> None:
         self._changed.add(key)
