@@ -27,7 +27,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from usersession_operator.names import (
+from usersession_operator.session.names import (
     COMPONENT_LABEL,
     COMPONENT_WORKER,
     MANAGED_BY_LABEL,

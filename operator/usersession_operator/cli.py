@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import memory
-from .settings import OperatorSettings, with_flags
-from .spec import check_settings
+from usersession_operator.runtime import memory
+from usersession_operator.session.spec import check_settings
+from usersession_operator.settings import OperatorSettings, with_flags
 
 log = logging.getLogger("usersession_operator")
 
@@ -90,7 +90,7 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
 def _run_operator(settings: OperatorSettings) -> None:
     import kopf
 
-    from . import handlers  # noqa: F401  (registers the handlers)
+    from usersession_operator import handlers  # noqa: F401  (registers the handlers)
 
     stop = asyncio.Event()
 

@@ -15,13 +15,22 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import leadership, looplag, memory, metrics, pushendpoints, pushscaler
-from .bookkeeping import Bookkeeping
-from .controller import Controller
-from .kube import API_CONCURRENCY, Kube, connection_info, operator_api_client
-from .model import FINALIZER, GROUP, PLURAL, VERSION, InvalidSession
-from .settings import OperatorSettings
-from .spec import check_settings
+from usersession_operator import metrics
+from usersession_operator.kube.client import (
+    API_CONCURRENCY,
+    Kube,
+    connection_info,
+    operator_api_client,
+)
+from usersession_operator.leadership import elector as leadership
+from usersession_operator.leadership import endpoints as pushendpoints
+from usersession_operator.reconcile.controller import Controller
+from usersession_operator.runtime import looplag, memory
+from usersession_operator.runtime.bookkeeping import Bookkeeping
+from usersession_operator.session.model import FINALIZER, GROUP, PLURAL, VERSION, InvalidSession
+from usersession_operator.session.spec import check_settings
+from usersession_operator.settings import OperatorSettings
+from usersession_operator.wake import pushscaler
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .builders import CHILD_KINDS
-from .status import Phase
+from usersession_operator.builders import CHILD_KINDS
+from usersession_operator.status.compute import Phase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .redisconfig import RedisAuthDefaults, auth_defaults_from_env
+from usersession_operator.session.redisrefs import RedisAuthDefaults, auth_defaults_from_env
 
 ENV_PREFIX = "USERSESSION_"
 S = TypeVar("S")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .names import INSTANCE_LABEL, child_name
+from usersession_operator.session.names import INSTANCE_LABEL, child_name
 
 Key = tuple[str, str]  # (namespace, name)
 

@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for supp
 from support.operators import OperatorProcess, holder, start_operator
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import wait_for
-from usersession_operator.leadership import (
+from usersession_operator.leadership.elector import (
     LEASE_SECONDS,
     RENEW_DEADLINE_SECONDS,
     RENEW_EVERY_SECONDS,
 )
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 LEASE_NAMESPACE, LEASE = "default", "bench-failover"
 

@@ -19,7 +19,7 @@ from kubernetes import client
 
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import wait_for
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
 OURS = {"usersessions", "deployments", "scaledobjects", "triggerauthentications", "events"}

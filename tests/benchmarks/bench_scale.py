@@ -72,10 +72,10 @@ from usersession_operator.builders import (
     build_trigger_authentication,
     initial_deployment,
 )
-from usersession_operator.model import GROUP, PLURAL, VERSION, Session
-from usersession_operator.names import child_name
+from usersession_operator.session.model import GROUP, PLURAL, VERSION, Session
+from usersession_operator.session.names import child_name
+from usersession_operator.session.spec import session_from_body
 from usersession_operator.settings import OperatorSettings
-from usersession_operator.spec import session_from_body
 
 THREADS = 16
 BENCH_AGENT = "usersession-bench"

@@ -35,7 +35,7 @@ from kubernetes import client, watch
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 from usersession_operator import metrics
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 
 def percentile(values: list[float], p: float) -> float:

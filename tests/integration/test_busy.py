@@ -23,7 +23,7 @@ from kubernetes import client
 from support.sessions import FAST_SCALING, Api, unique
 from usersession_localstack.loopback import wait_for
 from usersession_localstack.pods import PodRunner
-from usersession_operator.model import processing_key
+from usersession_operator.session.model import processing_key
 from usersession_operator.sessionapi.messages import Message
 
 pytestmark = pytest.mark.usefixtures("operator")

@@ -32,7 +32,7 @@ from support.chart import (
 )
 from support.monitoring import alert_groups, dashboard
 from usersession_localstack import LocalCluster
-from usersession_operator.pushendpoints import PORT_NAME
+from usersession_operator.leadership.endpoints import PORT_NAME
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
 PUSH = "uso-usersession-operator-push"  # the push Service and its EndpointSlice

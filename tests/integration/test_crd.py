@@ -14,7 +14,7 @@ from kubernetes.client import ApiException
 
 from support.chart import kubectl
 from usersession_localstack import LocalCluster
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 
 def _session(name: str, **spec: Any) -> dict[str, Any]:

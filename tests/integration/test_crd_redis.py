@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 from .test_crd import _rejected, _session
 

@@ -15,8 +15,8 @@ from support.logs import Collect
 from support.sessions import FAST_SCALING, IMAGE, Api, condition, unique
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import wait_for
-from usersession_operator.model import GROUP, PLURAL, VERSION
-from usersession_operator.names import child_name
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.names import child_name
 
 pytestmark = pytest.mark.usefixtures("operator")
 

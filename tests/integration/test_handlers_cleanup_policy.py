@@ -11,7 +11,7 @@ from kubernetes.client import ApiException
 
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import wait_for
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -28,8 +28,14 @@ from usersession_localstack.loopback import wait_for
 from usersession_localstack.pki import REDIS_SERVER_NAME
 from usersession_localstack.pods import PodRunner
 from usersession_localstack.tlsredis import TlsRedis
-from usersession_operator.model import processing_key
-from usersession_operator.redisconfig import CONFIG_MAP, SECRET, KeyRef, RedisAuthDefaults, RedisTls
+from usersession_operator.session.model import processing_key
+from usersession_operator.session.redisrefs import (
+    CONFIG_MAP,
+    SECRET,
+    KeyRef,
+    RedisAuthDefaults,
+    RedisTls,
+)
 from usersession_operator.sessionapi.app import create_app
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.settings import RedisDefaults

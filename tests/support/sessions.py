@@ -12,7 +12,7 @@ from kubernetes.client import ApiException
 
 from usersession_localstack.loopback import wait_for
 from usersession_operator.builders import CHILD_KINDS
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 IMAGE = "registry.example.com/session-worker:0.1.0"
 # KEDA polls every second and lets a session sleep after five idle seconds, so

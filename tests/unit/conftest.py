@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from usersession_operator.model import Session
+from usersession_operator.session.model import Session
+from usersession_operator.session.spec import session_from_body
 from usersession_operator.settings import OperatorSettings, RedisDefaults
-from usersession_operator.spec import session_from_body
 
 MINIMAL_BODY: dict[str, Any] = {
     "apiVersion": "sessions.ai-infra.dev/v1alpha1",

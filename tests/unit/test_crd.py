@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from usersession_operator import model, redisconfig
-from usersession_operator.model import parse_address
+from usersession_operator.session import model
+from usersession_operator.session import redisrefs as redisconfig
+from usersession_operator.session.model import parse_address
+from usersession_operator.session.spec import session_from_body
 from usersession_operator.settings import OperatorSettings
-from usersession_operator.spec import session_from_body
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "sessions.ai-infra.dev_usersessions.yaml"
@@ -432,6 +433,6 @@ def test_example_secret_is_a_placeholder() -> None:
 
 
 def test_the_phase_enum_is_the_operators_phases(schema: Schema) -> None:
-    from usersession_operator.status import Phase
+    from usersession_operator.status.compute import Phase
 
     assert at(schema["properties"]["status"], "phase")["enum"] == [p.value for p in Phase]

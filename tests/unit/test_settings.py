@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from usersession_operator.model import InvalidSession
+from usersession_operator.session.model import InvalidSession
+from usersession_operator.session.spec import check_settings
 from usersession_operator.settings import OperatorSettings
-from usersession_operator.spec import check_settings
 
 
 def test_defaults_without_environment() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from usersession_operator.names import INSTANCE_LABEL, MAX_CHILD_NAME, child_name, labels
+from usersession_operator.session.names import INSTANCE_LABEL, MAX_CHILD_NAME, child_name, labels
 from usersession_operator.state import ClusterState, QueueReading, ReconcileResult
 
 NAMESPACE = "team-a"

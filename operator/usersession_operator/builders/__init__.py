@@ -15,7 +15,7 @@ from usersession_operator.builders.deployment import (
 from usersession_operator.builders.owner import owner_reference
 from usersession_operator.builders.scaledobject import build_scaled_object
 from usersession_operator.builders.triggerauth import build_trigger_authentication
-from usersession_operator.model import Session
+from usersession_operator.session.model import Session
 
 __all__ = [
     "CHILD_KINDS",

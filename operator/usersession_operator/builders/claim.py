@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
-from usersession_operator.model import Session
-from usersession_operator.names import COMPONENT_STORAGE
+from usersession_operator.session.model import Session
+from usersession_operator.session.names import COMPONENT_STORAGE
 
 
 def build_claim(session: Session) -> dict[str, Any] | None:

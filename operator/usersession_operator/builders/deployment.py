@@ -12,8 +12,8 @@ from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
 from usersession_operator.builders.redisauth import redis_auth_env, redis_auth_volumes
-from usersession_operator.model import Session
-from usersession_operator.names import COMPONENT_WORKER, child_name, labels, selector_labels
+from usersession_operator.session.model import Session
+from usersession_operator.session.names import COMPONENT_WORKER, child_name, labels, selector_labels
 
 CONTAINER_NAME = "session"
 STORAGE_VOLUME = "session-storage"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from usersession_operator.model import API_VERSION, KIND, Session
-from usersession_operator.names import child_name, labels
+from usersession_operator.session.model import API_VERSION, KIND, Session
+from usersession_operator.session.names import child_name, labels
 
 
 def owner_reference(session: Session) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from usersession_operator.model import Session
-from usersession_operator.redisconfig import CONFIG_MAP, KeyRef
+from usersession_operator.session.model import Session
+from usersession_operator.session.redisrefs import CONFIG_MAP, KeyRef
 
 CA_VOLUME = "usersession-redis-ca"
 CLIENT_VOLUME = "usersession-redis-client"

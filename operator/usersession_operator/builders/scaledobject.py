@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
-from usersession_operator.model import WEEKDAYS, Session, WarmSchedule, processing_key
-from usersession_operator.names import COMPONENT_SCALER, child_name
+from usersession_operator.session.model import WEEKDAYS, Session, WarmSchedule, processing_key
+from usersession_operator.session.names import COMPONENT_SCALER, child_name
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"

@@ -8,8 +8,8 @@ from typing import Any
 from usersession_operator.builders.owner import child_metadata
 from usersession_operator.builders.redisauth import trigger_auth_refs
 from usersession_operator.builders.scaledobject import KEDA_API_VERSION
-from usersession_operator.model import Session
-from usersession_operator.names import COMPONENT_TRIGGER_AUTH
+from usersession_operator.session.model import Session
+from usersession_operator.session.names import COMPONENT_TRIGGER_AUTH
 
 
 def build_trigger_authentication(session: Session) -> dict[str, Any]:

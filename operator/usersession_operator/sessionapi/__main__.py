@@ -1,3 +1,3 @@
-from .cli import main
+from usersession_operator.sessionapi.cli import main
 
 raise SystemExit(main())

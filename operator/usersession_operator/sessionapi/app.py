@@ -10,17 +10,16 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from kubernetes import client
 
-from usersession_operator.kube import load_api_client
-
-from . import endpoints, errors
-from .auth import Authenticator
-from .cache import SessionCache
-from .context import CONTEXT, PRINCIPAL, Context
-from .metrics import ApiMetrics
-from .queues import SessionQueues
-from .settings import ApiSettings
-from .store import SessionStore
-from .validation import MAX_BODY_BYTES
+from usersession_operator.kube.client import load_api_client
+from usersession_operator.sessionapi import endpoints, errors
+from usersession_operator.sessionapi.auth import Authenticator
+from usersession_operator.sessionapi.cache import SessionCache
+from usersession_operator.sessionapi.context import CONTEXT, PRINCIPAL, Context
+from usersession_operator.sessionapi.metrics import ApiMetrics
+from usersession_operator.sessionapi.queues import SessionQueues
+from usersession_operator.sessionapi.settings import ApiSettings
+from usersession_operator.sessionapi.store import SessionStore
+from usersession_operator.sessionapi.validation import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from .errors import unauthorized
+from usersession_operator.sessionapi.errors import unauthorized
 
 
 class TokenConfigError(ValueError):

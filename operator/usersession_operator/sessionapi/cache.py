@@ -17,10 +17,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from usersession_operator.model import GROUP, PLURAL, VERSION
-
-from .errors import kubernetes_unavailable
-from .store import REQUEST_TIMEOUT, describe_failure
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
+from usersession_operator.sessionapi.errors import kubernetes_unavailable
+from usersession_operator.sessionapi.store import REQUEST_TIMEOUT, describe_failure
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from usersession_operator.sessionapi.app import create_app
+from usersession_operator.sessionapi.auth import TokenConfigError
+from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.settings import RedisDefaults, with_flags
-
-from .app import create_app
-from .auth import TokenConfigError
-from .settings import ApiSettings
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,16 +6,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from usersession_operator.model import parse_address
-from usersession_operator.queues import QueueTarget
+from usersession_operator.queues.connections import QueueTarget
+from usersession_operator.session.model import parse_address
+from usersession_operator.sessionapi.auth import Authenticator, Principal
+from usersession_operator.sessionapi.cache import SessionCache
+from usersession_operator.sessionapi.metrics import ApiMetrics
+from usersession_operator.sessionapi.queues import SessionQueues
+from usersession_operator.sessionapi.settings import ApiSettings
+from usersession_operator.sessionapi.store import SessionStore
 from usersession_operator.settings import OperatorSettings
-
-from .auth import Authenticator, Principal
-from .cache import SessionCache
-from .metrics import ApiMetrics
-from .queues import SessionQueues
-from .settings import ApiSettings
-from .store import SessionStore
 
 
 @dataclass

@@ -12,17 +12,16 @@ import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from usersession_operator.model import InvalidSession
-from usersession_operator.names import child_name
-from usersession_operator.queues import QueueTarget
-from usersession_operator.spec import session_from_body
-from usersession_operator.status import Phase
-
-from . import errors, validation, views
-from .auth import Principal
-from .context import CONTEXT, PRINCIPAL, Context
-from .errors import ApiError
-from .messages import Message, Reply
+from usersession_operator.queues.connections import QueueTarget
+from usersession_operator.session.model import InvalidSession
+from usersession_operator.session.names import child_name
+from usersession_operator.session.spec import session_from_body
+from usersession_operator.sessionapi import errors, validation, views
+from usersession_operator.sessionapi.auth import Principal
+from usersession_operator.sessionapi.context import CONTEXT, PRINCIPAL, Context
+from usersession_operator.sessionapi.errors import ApiError
+from usersession_operator.sessionapi.messages import Message, Reply
+from usersession_operator.status.compute import Phase
 
 
 def _ctx(request: web.Request) -> Context:

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from usersession_operator.queues import reply_key
+from usersession_operator.queues.connections import reply_key
 
 WAKE: Literal["wake"] = "wake"
 CHAT: Literal["chat"] = "chat"

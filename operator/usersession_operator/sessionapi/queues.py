@@ -14,8 +14,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from usersession_operator.model import processing_key
-from usersession_operator.queues import (
+from usersession_operator.queues.connections import (
     TIMEOUT,
     ConfigMapReader,
     QueueTarget,
@@ -25,9 +24,9 @@ from usersession_operator.queues import (
     reply_key,
     work_channel,
 )
-
-from .errors import redis_unavailable
-from .messages import Message, pending_key
+from usersession_operator.session.model import processing_key
+from usersession_operator.sessionapi.errors import redis_unavailable
+from usersession_operator.sessionapi.messages import Message, pending_key
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

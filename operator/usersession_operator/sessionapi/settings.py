@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from usersession_operator.redisconfig import auth_defaults_from_env
+from usersession_operator.session.redisrefs import auth_defaults_from_env
 from usersession_operator.settings import OperatorSettings, RedisDefaults
 
 ENV_PREFIX = "SESSIONAPI_"

@@ -14,10 +14,9 @@ import urllib3
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from usersession_operator.kube import config_map_value, secret_value, server_message
-from usersession_operator.model import API_VERSION, GROUP, KIND, PLURAL, VERSION
-
-from .errors import ApiError, kubernetes_unavailable
+from usersession_operator.kube.client import config_map_value, secret_value, server_message
+from usersession_operator.session.model import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from usersession_operator.sessionapi.errors import ApiError, kubernetes_unavailable
 
 FIELD_MANAGER = "usersession-api"
 CREATED_BY_LABEL = f"{GROUP}/created-by"

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from usersession_operator.model import RESERVED_ENV_NAMES
-
-from .errors import bad_request, invalid
+from usersession_operator.session.model import RESERVED_ENV_NAMES
+from usersession_operator.sessionapi.errors import bad_request, invalid
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_MESSAGE_CHARS = 32 * 1024

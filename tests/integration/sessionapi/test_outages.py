@@ -10,7 +10,7 @@ from kubernetes import client
 
 from usersession_localstack import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
-from usersession_operator.model import GROUP, PLURAL, VERSION
+from usersession_operator.session.model import GROUP, PLURAL, VERSION
 from usersession_operator.sessionapi.app import create_app
 
 from .harness import ALICE_TOKEN, Http, Served, api_settings, create_sleeping

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from usersession_operator.builders import build_children, build_claim, build_deployment
-from usersession_operator.model import Session, Storage
+from usersession_operator.session.model import Session, Storage
 
 MakeSession = Callable[..., Session]
 

@@ -11,10 +11,10 @@ from usersession_operator.builders.deployment import (
     initial_deployment,
     replicas_seed,
 )
-from usersession_operator.model import RESERVED_ENV_NAMES, Session
-from usersession_operator.names import child_name
+from usersession_operator.session.model import RESERVED_ENV_NAMES, Session
+from usersession_operator.session.names import child_name
+from usersession_operator.session.spec import session_from_body
 from usersession_operator.settings import OperatorSettings
-from usersession_operator.spec import session_from_body
 
 MakeSession = Callable[..., Session]
 

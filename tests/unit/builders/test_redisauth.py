@@ -10,7 +10,7 @@ from usersession_operator.builders import build_children
 from usersession_operator.builders.deployment import build_deployment
 from usersession_operator.builders.scaledobject import build_scaled_object
 from usersession_operator.builders.triggerauth import build_trigger_authentication
-from usersession_operator.model import Session
+from usersession_operator.session.model import Session
 
 MakeSession = Callable[..., Session]
 

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from usersession_operator.builders.scaledobject import build_scaled_object
-from usersession_operator.model import Session, WarmSchedule
+from usersession_operator.session.model import Session, WarmSchedule
 
 MakeSession = Callable[..., Session]
 PAUSED = "autoscaling.keda.sh/paused-replicas"

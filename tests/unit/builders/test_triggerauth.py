@@ -8,7 +8,7 @@ import pytest
 from usersession_operator.builders import build_children
 from usersession_operator.builders.owner import owner_reference
 from usersession_operator.builders.triggerauth import build_trigger_authentication
-from usersession_operator.model import Session
+from usersession_operator.session.model import Session
 
 MakeSession = Callable[..., Session]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from usersession_operator.queues import reply_key, session_keys_pattern
+from usersession_operator.queues.connections import reply_key, session_keys_pattern
 from usersession_operator.sessionapi.messages import Message, Reply, pending_key
 
 QUEUE = "usersession:team-a:5f0c"

@@ -84,6 +84,6 @@ def test_query_parameters_match_what_the_app_accepts() -> None:
 
 
 def test_the_phase_enum_is_the_operators_phases() -> None:
-    from usersession_operator.status import Phase
+    from usersession_operator.status.compute import Phase
 
     assert SPEC["components"]["schemas"]["Phase"]["enum"] == [p.value for p in Phase]

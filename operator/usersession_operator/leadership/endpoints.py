@@ -1,0 +1,250 @@
+"""The push Service routes to the leader alone: the leader writes its endpoints.
+
+KEDA dials the chart's `<release>-push` Service for every ScaledObject's
+external-push trigger, and only the leader serves the push port (a standby
+waits in kopf's startup handler). A Service selecting both pods would send
+about half of KEDA's connections to the standby, to be refused. So the Service
+has no selector, and the replica that leads publishes itself as its only
+endpoint: an EndpointSlice (the Service's name, labelled
+kubernetes.io/service-name) holding this pod's IP and the push port, written
+with server-side apply once the push server is serving. Every replica applies
+under the same field manager with force, so a new leader's apply replaces the
+old leader's endpoint whether or not that one cleaned up (after SIGKILL it
+cannot). On a graceful stop the leader deletes the slice if it still names
+this pod, so KEDA's reconnections fail fast until the next leader publishes.
+
+Nothing is written unless USERSESSION_PUSH_ENDPOINTS_SERVICE is set (the chart
+sets it; by hand, in the tests and the local stack it is not). A failure to
+write is logged and retried; it never stops the operator: the redis triggers
+still wake sessions, at KEDA's polling interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import kopf
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from usersession_operator.kube.client import USER_AGENT, describe_api_error, load_api_client
+from usersession_operator.settings import OperatorSettings, PushEndpoints
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The same manager in every replica: see the module's docstring.
+FIELD_MANAGER = "usersession-operator-push-endpoints"
+MANAGED_BY = "usersession-operator"  # endpointslice.kubernetes.io/managed-by
+# The Service port's name (charts/usersession-operator/templates/fastwake.yaml):
+# kube-proxy pairs a Service port with the slice's port of the same name.
+PORT_NAME = "grpc"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+
+_APPLY = "application/apply-patch+yaml"
+_REQUEST_TIMEOUT = (3.0, 5.0)
+_RETRY_FIRST, _RETRY_MAX = 2.0, 60.0
+
+
+def endpoint_slice(target: PushEndpoints, port: int, service_uid: str | None) -> dict[str, Any]:
+    """The EndpointSlice naming this pod as the Service's one ready endpoint.
+
+    With the Service's uid it is owned by the Service, as the endpointslice
+    controller's own slices are: deleting the Service (uninstalling the chart)
+    deletes it.
+    """
+    ip = ipaddress.ip_address(target.pod_ip)
+    endpoint: dict[str, Any] = {
+        "addresses": [str(ip)],
+        "conditions": {"ready": True, "serving": True, "terminating": False},
+    }
+    if target.pod_name:
+        endpoint["targetRef"] = {
+            "kind": "Pod",
+            "namespace": target.namespace,
+            "name": target.pod_name,
+        }
+    metadata: dict[str, Any] = {
+        "name": target.service,
+        "namespace": target.namespace,
+        "labels": {SERVICE_NAME_LABEL: target.service, MANAGED_BY_LABEL: MANAGED_BY},
+    }
+    if service_uid:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Service", "name": target.service, "uid": service_uid}
+        ]
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": metadata,
+        "addressType": "IPv6" if ip.version == 6 else "IPv4",
+        "endpoints": [endpoint],
+        "ports": [{"name": PORT_NAME, "port": port, "protocol": "TCP", "appProtocol": "grpc"}],
+    }
+
+
+def write(api_client: client.ApiClient, target: PushEndpoints, port: int) -> None:
+    """Apply the slice (blocking): this pod becomes the Service's only endpoint."""
+    core = client.CoreV1Api(api_client)
+    service: Any = core.read_namespaced_service(
+        target.service, target.namespace, _preload_content=False, _request_timeout=_REQUEST_TIMEOUT
+    )
+    uid = json.loads(service.data)["metadata"]["uid"]
+    response: Any = client.DiscoveryV1Api(api_client).patch_namespaced_endpoint_slice(
+        target.service,
+        target.namespace,
+        endpoint_slice(target, port, uid),
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type=_APPLY,
+        _preload_content=False,
+        _request_timeout=_REQUEST_TIMEOUT,
+    )
+    response.read()  # read, so that the connection goes back to the pool
+
+
+def remove(api_client: client.ApiClient, target: PushEndpoints) -> bool:
+    """Delete the slice (blocking) if it still names this pod alone; True if deleted.
+
+    The delete is conditional on the version read, so a slice a new leader has
+    written meanwhile stays.
+    """
+    discovery = client.DiscoveryV1Api(api_client)
+    try:
+        response: Any = discovery.read_namespaced_endpoint_slice(
+            target.service,
+            target.namespace,
+            _preload_content=False,
+            _request_timeout=_REQUEST_TIMEOUT,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    current = json.loads(response.data)
+    addresses = [a for e in current.get("endpoints") or () for a in e.get("addresses") or ()]
+    if addresses != [str(ipaddress.ip_address(target.pod_ip))]:
+        return False
+    body = client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(
+            resource_version=current["metadata"]["resourceVersion"]
+        )
+    )
+    try:
+        discovery.delete_namespaced_endpoint_slice(
+            target.service, target.namespace, body=body, _request_timeout=_REQUEST_TIMEOUT
+        )
+    except ApiException as exc:
+        if exc.status in (404, 409):  # gone, or rewritten by a new leader: not ours to delete
+            return False
+        raise
+    return True
+
+
+# -- wiring into the operator's startup and cleanup -------------------------------------
+
+
+def publish(config: OperatorSettings, memo: kopf.Memo) -> None:
+    """Start publishing this replica as the push Service's endpoint (in the background,
+    retried until it succeeds), once the push server is serving; a no-op without
+    USERSESSION_PUSH_ENDPOINTS_SERVICE or the push port."""
+    target = config.push_endpoints
+    if target is None or not config.push_port or "push_endpoints" in memo:
+        return
+    task = asyncio.create_task(
+        _publish_until_written(target, config.push_port), name="push endpoints"
+    )
+    memo["push_endpoints"] = (task, target)
+
+
+async def withdraw(memo: kopf.Memo) -> None:
+    """On a graceful stop: remove this replica's endpoint, so KEDA's next connection
+    is refused at once rather than sent to a process that is going away."""
+    published: tuple[asyncio.Task[None], PushEndpoints] | None = memo.pop("push_endpoints", None)
+    if published is None:
+        return
+    task, target = published
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    try:
+        deleted = await asyncio.to_thread(_with_client, remove, target)
+    except Exception as exc:  # the next leader overwrites it anyway
+        log.warning("Cannot remove the push endpoint %s: %s", _where(target), _brief(exc))
+        return
+    if deleted:
+        log.info("Removed this replica from the push Service %s", _where(target))
+
+
+async def _publish_until_written(target: PushEndpoints, port: int) -> None:
+    delay = _RETRY_FIRST
+    failures = 0
+    while True:
+        try:
+            await asyncio.to_thread(_with_client, write, target, port)
+        except Exception as exc:
+            failures += 1
+            # Loud the first time, then quieter: a missing permission or Service
+            # stays missing until someone fixes it.
+            (log.error if failures == 1 else log.warning)(
+                "Cannot publish this replica (%s:%s) as the endpoint of the push Service %s: "
+                "%s%s. KEDA's external-push connections fail until it is written; sessions "
+                "still wake through their redis triggers, at KEDA's polling interval. "
+                "Retrying in %g s",
+                target.pod_ip,
+                port,
+                _where(target),
+                _brief(exc),
+                _hint(exc, target),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX)
+        else:
+            log.info(
+                "The push Service %s now routes to this replica (%s:%s)",
+                _where(target),
+                target.pod_ip,
+                port,
+            )
+            return
+
+
+def _with_client(fn: Callable[..., T], *args: Any) -> T:
+    """fn(a fresh client, *args), the client closed after: these calls are rare."""
+    with load_api_client() as api_client:
+        api_client.user_agent = USER_AGENT
+        return fn(api_client, *args)
+
+
+def _hint(exc: BaseException, target: PushEndpoints) -> str:
+    status = exc.status if isinstance(exc, ApiException) else None
+    if status in (401, 403):
+        return (
+            f" (RBAC: the operator's ServiceAccount needs get on services/{target.service}, "
+            f"create on endpointslices.discovery.k8s.io and get, patch and delete on "
+            f"endpointslices/{target.service}, in {target.namespace}: the chart's "
+            "-push-endpoints Role)"
+        )
+    if status == 404:
+        return (
+            f" (the Service {target.service} must exist in {target.namespace}, without a selector)"
+        )
+    return ""
+
+
+def _where(target: PushEndpoints) -> str:
+    return f"{target.namespace}/{target.service}"
+
+
+def _brief(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return describe_api_error(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,156 @@
+"""Redis keyspace notifications: hearing at once that a session's list changed.
+
+One pub/sub connection per Redis server subscribes to the keyspace channel of
+every session's queue and processing list on it. An event only says "this list
+changed"; the operator then reads the lengths itself (one small pipeline for
+all sessions that changed), so a missed or duplicate event costs nothing but
+time, and the regular poll still catches everything.
+
+Keyspace notifications are off in Redis by default. The operator never turns
+them on (it would be changing a shared server's configuration); it says once per
+server whether they are on. Enable with `notify-keyspace-events Kgl` (keyspace
+events, generic and list commands); without them, wakes go through the poll.
+The same connection also hears the work channel, where the session API names
+a list right after pushing to it: its messages wake at once either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+from redis.exceptions import ResponseError
+
+from usersession_operator.queues.connections import QueueTarget, RedisConnections, work_channel
+from usersession_operator.session.model import processing_key
+from usersession_operator.state import Key
+
+log = logging.getLogger(__name__)
+
+Server = tuple[str, int, int]  # host, port, database
+
+
+class KeyspaceWatcher:
+    def __init__(self, connections: RedisConnections, changed: Callable[[Key], None]) -> None:
+        self.connections = connections
+        self.changed = changed
+        self._channels: dict[Server, dict[str, Key]] = {}
+        self._targets: dict[Server, QueueTarget] = {}
+        self._tasks: dict[Server, asyncio.Task[None]] = {}
+
+    def sync(self, targets: Mapping[Key, QueueTarget]) -> None:
+        """Follow exactly these sessions' lists (called after every poll)."""
+        wanted: dict[Server, dict[str, Key]] = {}
+        for key, target in targets.items():
+            _add(wanted, key, target)
+            self._targets.setdefault(_server(target), target)
+        self._channels = wanted
+        for server in wanted:
+            self._ensure_listening(server)
+        for server in list(self._tasks):
+            if server not in wanted:
+                self._tasks.pop(server).cancel()
+                self._targets.pop(server, None)
+
+    def add(self, key: Key, target: QueueTarget) -> None:
+        """Follow one more session at once (a new one), not only from the next poll."""
+        _add(self._channels, key, target)
+        self._targets.setdefault(_server(target), target)
+        self._ensure_listening(_server(target))
+
+    def _ensure_listening(self, server: Server) -> None:
+        if server not in self._tasks or self._tasks[server].done():
+            self._tasks[server] = asyncio.create_task(
+                self._listen(server), name=f"keyspace-{server[0]}:{server[1]}/{server[2]}"
+            )
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    async def _listen(self, server: Server) -> None:
+        delay = 1.0
+        while server in self._channels:
+            try:
+                await self._listen_once(server)
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever broke, listening must go on
+                log.info("keyspace events from %s:%s: %s; reconnecting", *server[:2], exc)
+                # Events may have been missed meanwhile: have every list re-read.
+                for key in set(self._channels.get(server, {}).values()):
+                    self.changed(key)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _listen_once(self, server: Server) -> None:
+        client, _ = await self.connections.client(self._targets[server], socket_timeout=None)
+        await _say_whether_enabled(client, server)
+        pubsub = client.pubsub()
+        work = work_channel(server[2])
+        await pubsub.subscribe(work)
+        subscribed: set[str] = set()
+        try:
+            while server in self._channels:
+                channels = self._channels[server]
+                new, gone = set(channels) - subscribed, subscribed - set(channels)
+                if new:
+                    await pubsub.subscribe(*new)
+                    subscribed |= new
+                if gone:
+                    await pubsub.unsubscribe(*gone)
+                    subscribed -= gone
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                while message is not None:
+                    channel = _text(message["channel"])
+                    if channel == work:  # the data names the list, as a keyspace channel would
+                        channel = _keyspace_prefix(server[2]) + _text(message["data"])
+                    key = channels.get(channel)
+                    if key is not None:
+                        self.changed(key)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _server(target: QueueTarget) -> Server:
+    return target.host, target.port, target.database
+
+
+def _keyspace_prefix(database: int) -> str:
+    return f"__keyspace@{database}__:"
+
+
+def _add(channels: dict[Server, dict[str, Key]], key: Key, target: QueueTarget) -> None:
+    prefix = _keyspace_prefix(target.database)
+    of_server = channels.setdefault(_server(target), {})
+    of_server[prefix + target.queue] = key
+    of_server[prefix + processing_key(target.queue)] = key
+
+
+async def _say_whether_enabled(client: object, server: Server) -> None:
+    try:
+        config = await client.config_get("notify-keyspace-events")  # type: ignore[attr-defined]
+    except ResponseError:  # CONFIG is often refused (managed Redis, ACLs): cannot tell
+        log.info("cannot read notify-keyspace-events on %s:%s; listening anyway", *server[:2])
+        return
+    values = {_text(k): _text(v) for k, v in dict(config).items()}
+    flags = values.get("notify-keyspace-events", "")
+    if "K" in flags and ("l" in flags or "A" in flags):
+        log.info("keyspace notifications on %s:%s: sessions wake at once", *server[:2])
+    else:
+        log.warning(
+            "keyspace notifications are off on %s:%s (notify-keyspace-events=%r): sessions "
+            "wake at the next poll, unless the session API sent the message; enable them "
+            "with notify-keyspace-events Kgl",
+            *server[:2],
+            flags,
+        )
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

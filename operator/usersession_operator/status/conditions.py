@@ -1,0 +1,137 @@
+"""The conditions of a UserSession's status, and when one deserves a Warning event.
+
+Pure, like status.py, which computes the phase and calls these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from usersession_operator.status.compute import Observation
+
+# Ready reasons saying the session will not wake: worth a Warning event when they appear.
+SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
+START_TIMEOUT = "StartTimeout"
+STORAGE_NOT_BOUND, STORAGE_LOST = "StorageNotBound", "StorageLost"
+
+
+def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of a Warning event when `desired` newly says the session will not wake.
+
+    Only on the transition: a session that stays broken is not re-announced on every poll.
+    """
+    after = ready_condition(desired)
+    reason = after.get("reason")
+    if reason not in (
+        SCALER_FAILED,
+        REDIS_UNREACHABLE,
+        START_TIMEOUT,
+        STORAGE_NOT_BOUND,
+        STORAGE_LOST,
+    ):
+        return None
+    if ready_condition(previous).get("reason") == reason:
+        return None
+    return reason, after.get("message") or ""
+
+
+def ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    conditions = status.get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+def condition(
+    old: Mapping[str, Mapping[str, Any]],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    obs: Observation,
+) -> dict[str, Any]:
+    before = old.get(type_)
+    # The transition time moves only when the status flips, as Kubernetes conventions say.
+    if before is not None and before.get("status") == status and before.get("lastTransitionTime"):
+        since = before["lastTransitionTime"]
+    else:
+        since = timestamp(obs.now)
+    condition = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+    }
+    if obs.reconciled_generation is not None:
+        condition["observedGeneration"] = obs.reconciled_generation
+    elif before is not None and "observedGeneration" in before:
+        condition["observedGeneration"] = before["observedGeneration"]
+    return condition
+
+
+def redis_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
+    if obs.redis_error:
+        return condition(old, "RedisReachable", "False", "RedisError", obs.redis_error, obs)
+    if obs.queue_depth is None:
+        previous = old.get("RedisReachable")
+        if previous is not None:  # between polls, keep what the last poll said
+            return dict(previous)
+        return condition(
+            old,
+            "RedisReachable",
+            "Unknown",
+            "NotPolledYet",
+            "the queue has not been polled yet",
+            obs,
+        )
+    return condition(
+        old, "RedisReachable", "True", "QueuePolled", f"queue {obs.queue_name} is readable", obs
+    )
+
+
+def keda_ready(scaled_object: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """KEDA's own Ready condition on the ScaledObject, if it reported one."""
+    return next(
+        (
+            c
+            for c in (scaled_object or {}).get("status", {}).get("conditions", []) or []
+            if c.get("type") == "Ready"
+        ),
+        None,
+    )
+
+
+def keda_message(keda: Mapping[str, Any]) -> str:
+    return keda.get("message") or keda.get("reason") or "its Ready condition is False"
+
+
+def scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
+    keda = keda_ready(obs.scaled_object)
+    # KEDA starts its conditions at Unknown with no reason at all: it has not
+    # judged yet, as before it wrote any status, and saying so once (not twice,
+    # in two wordings) saves a new session a status write.
+    not_yet = keda is not None and keda.get("status") == "Unknown" and not keda.get("reason")
+    if keda is None or not_yet or keda.get("status") not in ("True", "False", "Unknown"):
+        return condition(
+            old,
+            "ScalerReady",
+            "Unknown",
+            "NoScalerStatus",
+            "KEDA has not reported on the ScaledObject yet",
+            obs,
+        )
+    fallback = {"True": "KedaReady", "False": "KedaNotReady", "Unknown": "KedaUnknown"}
+    return condition(
+        old,
+        "ScalerReady",
+        keda["status"],
+        keda.get("reason") or fallback[keda["status"]],
+        keda.get("message") or "",
+        obs,
+    )
+
+
+def timestamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
