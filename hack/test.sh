@@ -11,6 +11,7 @@ py=.venv/bin/python
 echo "== ruff"; "$py" -m ruff check operator tests
 "$py" -m ruff format --check operator tests
 echo "== mypy"; "$py" -m mypy
+echo "== import layers"; .venv/bin/lint-imports --no-cache
 run_pytest() {
   local rc=0
   "$py" -m pytest "$@" || rc=$?

@@ -12,8 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .cluster import LocalCluster
-from .stack import Stack
+from usersession_localstack.cluster import LocalCluster
+from usersession_localstack.stack import Stack
 
 
 def _follow(path: Path, stop: threading.Event) -> None:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import shutil
 import ssl
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from . import assets
-from .keda import launch_keda
-from .loopback import free_port, http_ok, https_insecure_ok
-from .pki import Pki, make_pki
-from .process import Component, argv, stop_all
-from .redisserver import launch_redis
+from usersession_localstack import assets
+from usersession_localstack.adminapi import AdminApi, admin_kubeconfig
+from usersession_localstack.keda import launch_keda
+from usersession_localstack.loopback import free_port, http_ok, https_insecure_ok
+from usersession_localstack.manifests import install_crds
+from usersession_localstack.nodes import FAKE_NODE_ANNOTATION, create_fake_node, ready_nodes
+from usersession_localstack.pki import Pki, make_pki
+from usersession_localstack.process import Component, Started, argv, stop_all
+from usersession_localstack.redisserver import launch_redis
 
-FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.96.0.0/16"
 # With LocalCluster(audit=True): one JSON line per write request (verb, resource,
 # object, user agent, response code), none for reads and watches. Benchmarks use it
@@ -38,34 +36,7 @@ AUDIT_POLICY = {
 }
 
 
-def _kubeconfig(server: str, pki: Pki) -> dict[str, Any]:
-    def b64(path: Path) -> str:
-        return base64.b64encode(path.read_bytes()).decode()
-
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "local",
-                "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)},
-            }
-        ],
-        "users": [
-            {
-                "name": "admin",
-                "user": {
-                    "client-certificate-data": b64(pki.admin_cert),
-                    "client-key-data": b64(pki.admin_key),
-                },
-            }
-        ],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
-        "current-context": "local",
-    }
-
-
-class LocalCluster:
+class LocalCluster(Started):
     """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, redis-server,
     the CRDs (ours and KEDA's) and the real KEDA operator.
 
@@ -110,25 +81,6 @@ class LocalCluster:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def __enter__(self) -> LocalCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> LocalCluster:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def stop(self) -> None:
         stop_all(self.components)
         self.components.clear()
@@ -139,7 +91,7 @@ class LocalCluster:
         bin_dir = assets.control_plane_dir()
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._pki = pki = make_pki(self.workdir / "pki")
-        self.kubeconfig.write_text(json.dumps(_kubeconfig(self.server, pki), indent=2))
+        self.kubeconfig.write_text(json.dumps(admin_kubeconfig(self.server, pki), indent=2))
         self.kubeconfig.chmod(0o600)
         self.redis_password_file.write_text(self.redis_password)
         self.redis_password_file.chmod(0o600)
@@ -242,8 +194,8 @@ class LocalCluster:
         )
         kwok.wait_until(lambda: http_ok(f"http://127.0.0.1:{kwok_port}/healthz"), 60)
         for i in range(self.nodes):
-            self._create_node(f"kwok-node-{i}")
-        kwok.wait_until(self._nodes_ready, 60, "managing Ready nodes")
+            create_fake_node(self.admin, f"kwok-node-{i}")
+        kwok.wait_until(lambda: ready_nodes(self.admin) >= self.nodes, 60, "managing Ready nodes")
         # Pods are refused until the ServiceAccount controller made "default".
         kcm.wait_until(
             lambda: self.api_ok("/api/v1/namespaces/default/serviceaccounts/default"),
@@ -251,9 +203,7 @@ class LocalCluster:
             "creating the default ServiceAccount",
         )
         if self.with_keda:
-            from .manifests import install_crds
-
-            install_crds(self)
+            install_crds(self.admin)
             self.start_keda()
 
     def _launch(
@@ -278,7 +228,7 @@ class LocalCluster:
             return
         if self._keda in self.components:
             self.components.remove(self._keda)
-        self._keda = launch_keda(self)
+        self._keda = launch_keda(self.admin, self.kubeconfig, self.workdir, self.pki)
         self.components.append(self._keda)
 
     def stop_keda(self) -> None:
@@ -302,64 +252,18 @@ class LocalCluster:
 
     # -- Kubernetes API ------------------------------------------------------
 
+    @property
+    def admin(self) -> AdminApi:
+        return AdminApi(self.server, self.pki.ca_cert, self.pki.admin_cert, self.pki.admin_key)
+
     def ssl_context(self) -> ssl.SSLContext:
-        assert self._pki is not None
-        ctx = ssl.create_default_context(cafile=str(self._pki.ca_cert))
-        ctx.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
-        return ctx
+        return self.admin.ssl_context()
 
     def api(
         self, method: str, path: str, body: Any = None, content_type: str = "application/json"
     ) -> Any:
-        """A bare admin request to the API server (the harness needs no client library)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.server + path, data=data, method=method, headers={"Content-Type": content_type}
-        )
-        with urllib.request.urlopen(request, context=self.ssl_context(), timeout=10) as response:
-            payload = response.read()
-            content_type = response.headers.get_content_type()
-        if content_type != "application/json":
-            return payload.decode()
-        return json.loads(payload) if payload else None
+        """A bare admin request to the API server (see adminapi.py)."""
+        return self.admin.api(method, path, body, content_type)
 
     def api_ok(self, path: str) -> bool:
-        try:
-            self.api("GET", path)
-        except OSError:
-            return False
-        return True
-
-    def _create_node(self, name: str) -> None:
-        resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
-        self.api(
-            "POST",
-            "/api/v1/nodes",
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {FAKE_NODE_ANNOTATION: "fake"},
-                    "labels": {
-                        "kubernetes.io/hostname": name,
-                        "kubernetes.io/os": "linux",
-                        "kubernetes.io/arch": "amd64",
-                        "type": "kwok",
-                    },
-                },
-                "status": {"capacity": resources, "allocatable": resources},
-            },
-        )
-
-    def _nodes_ready(self) -> bool:
-        nodes = self.api("GET", "/api/v1/nodes")["items"]
-        ready = [
-            n
-            for n in nodes
-            if any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in n.get("status", {}).get("conditions", [])
-            )
-        ]
-        return len(ready) >= self.nodes
+        return self.admin.api_ok(path)

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import urllib.error
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from . import assets
-from .loopback import free_port, http_ok
-from .process import Component, argv
-
-if TYPE_CHECKING:
-    from .cluster import LocalCluster
+from usersession_localstack import assets
+from usersession_localstack.adminapi import AdminApi
+from usersession_localstack.loopback import free_port, http_ok
+from usersession_localstack.pki import Pki
+from usersession_localstack.process import Component, argv
 
 KEDA_NAMESPACE = "keda"
 
 
-def launch_keda(cluster: LocalCluster) -> Component:
+def launch_keda(admin: AdminApi, kubeconfig: Path, workdir: Path, pki: Pki) -> Component:
     """Start keda-operator against the cluster and return it once it is ready."""
     with contextlib.suppress(urllib.error.HTTPError):  # 409: there already
-        cluster.api(
+        admin.api(
             "POST",
             "/api/v1/namespaces",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEDA_NAMESPACE}},
@@ -37,10 +36,10 @@ def launch_keda(cluster: LocalCluster) -> Component:
         # KEDA's gRPC service for its metrics adapter, which is not run here:
         # with maxReplicaCount 1 no HorizontalPodAutoscaler ever asks for metrics.
         "--metrics-service-bind-address": f"127.0.0.1:{free_port()}",
-        "--cert-dir": cluster.pki.keda_cert_dir,
+        "--cert-dir": pki.keda_cert_dir,
         # As a cluster admin mounts a CA into /custom/ca: KEDA then trusts the
         # operator's push server when it speaks TLS.
-        "--ca-dir": cluster.pki.keda_ca_dir,
+        "--ca-dir": pki.keda_ca_dir,
         # In a cluster KEDA manages its certificates, webhook and APIService
         # objects; here there are none of those to manage.
         "--enable-cert-rotation": "false",
@@ -49,14 +48,14 @@ def launch_keda(cluster: LocalCluster) -> Component:
         "--zap-log-level": "info",
     }
     env = {
-        "KUBECONFIG": str(cluster.kubeconfig),
+        "KUBECONFIG": str(kubeconfig),
         "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NAMESPACE,
         "POD_NAMESPACE": KEDA_NAMESPACE,
         "WATCH_NAMESPACE": "",  # all namespaces
-        "HOME": str(cluster.workdir),
+        "HOME": str(workdir),
     }
     command = argv(assets.keda_dir() / "keda-operator", flags)
-    keda = Component("keda-operator", command, cluster.workdir / "logs", env=env)
+    keda = Component("keda-operator", command, workdir / "logs", env=env)
     keda.start()
     keda.wait_until(lambda: http_ok(f"http://127.0.0.1:{probe}/readyz"), 120, "ready")
     return keda

@@ -6,14 +6,12 @@ import time
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from . import assets
-
-if TYPE_CHECKING:
-    from .cluster import LocalCluster
+from usersession_localstack import assets
+from usersession_localstack.adminapi import AdminApi
 
 REPO_CRDS = assets.REPO_ROOT / "crds"
 FIELD_MANAGER = "usersession-localstack"
@@ -25,7 +23,7 @@ def crd_files() -> list[Path]:
 
 
 def install_crds(
-    cluster: LocalCluster, files: Iterable[Path] | None = None, timeout: float = 60
+    admin: AdminApi, files: Iterable[Path] | None = None, timeout: float = 60
 ) -> list[str]:
     """Apply the CRDs and return once every one of them is served.
 
@@ -37,20 +35,20 @@ def install_crds(
     for path in files if files is not None else crd_files():
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == "CustomResourceDefinition":
-                apply_crd(cluster, doc)
+                apply_crd(admin, doc)
                 crds.append(doc)
     deadline = time.monotonic() + timeout
     for crd in crds:
-        while not (_established(cluster, crd["metadata"]["name"]) and _served(cluster, crd)):
+        while not (_established(admin, crd["metadata"]["name"]) and _served(admin, crd)):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {crd['metadata']['name']} not served after {timeout}s")
             time.sleep(0.1)
     return [crd["metadata"]["name"] for crd in crds]
 
 
-def apply_crd(cluster: LocalCluster, crd: dict[str, Any]) -> None:
+def apply_crd(admin: AdminApi, crd: dict[str, Any]) -> None:
     query = urllib.parse.urlencode({"fieldManager": FIELD_MANAGER, "force": "true"})
-    cluster.api(
+    admin.api(
         "PATCH",
         f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}?{query}",
         crd,
@@ -58,14 +56,14 @@ def apply_crd(cluster: LocalCluster, crd: dict[str, Any]) -> None:
     )
 
 
-def _established(cluster: LocalCluster, name: str) -> bool:
-    crd = cluster.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+def _established(admin: AdminApi, name: str) -> bool:
+    crd = admin.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
     # A CRD just created has `status: {conditions: null}` until the API server gets to it.
     conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-def _served(cluster: LocalCluster, crd: dict[str, Any]) -> bool:
+def _served(admin: AdminApi, crd: dict[str, Any]) -> bool:
     spec = crd["spec"]
     version = next(v["name"] for v in spec["versions"] if v.get("served", True))
-    return cluster.api_ok(f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1")
+    return admin.api_ok(f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1")

@@ -10,11 +10,14 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+SERVER_AUTH, CLIENT_AUTH = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
 
 _VALIDITY = dt.timedelta(days=1)
 
@@ -37,19 +40,24 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+def _save(
+    stem: Path,
+    cert: x509.Certificate | None = None,
+    key: ec.EllipticCurvePrivateKey | None = None,
+) -> None:
+    """stem.crt and stem.key, the key readable by its owner only."""
+    if cert is not None:
+        stem.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if key is not None:
+        path = stem.with_suffix(".key")
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
         )
-    )
-    path.chmod(0o600)
-
-
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        path.chmod(0o600)
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:
@@ -75,75 +83,33 @@ def _builder(
 
 
 def make_pki(directory: Path) -> Pki:
-    directory.mkdir(parents=True, exist_ok=True)
+    # In the order of Pki's fields.
+    files = "ca.crt apiserver.crt apiserver.key admin.crt admin.key sa.key sa.pub keda"
+    pki = Pki(*(directory / name for name in f"{files} keda-trusted push".split()))
+    for folder in (directory, pki.keda_cert_dir, pki.keda_ca_dir, pki.push_tls_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = _ca("usersession-localcluster-ca")
+    for trusting in (directory, pki.keda_cert_dir, pki.keda_ca_dir):
+        _save(trusting / "ca", ca_cert)
+    loopback = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
 
-    def leaf(
-        cn: str,
-        org: str | None,
-        usage: x509.ObjectIdentifier,
-        sans: list[x509.GeneralName] | None = None,
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        return _leaf(ca_key, ca_cert, _name(cn, org), usage, sans)
+    def leaf(stem: Path, cn: str, usage: x509.ObjectIdentifier, **kw: Any) -> None:
+        """A certificate and key signed by the CA, saved as stem.crt and stem.key."""
+        org, sans = kw.get("org"), kw.get("sans", loopback)
+        _save(stem, *_leaf(ca_key, ca_cert, _name(cn, org), usage, sans))
 
-    server_cert, server_key = leaf(
-        "kube-apiserver",
-        None,
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        [
-            x509.DNSName("localhost"),
-            x509.DNSName("kubernetes"),
-            x509.DNSName("kubernetes.default"),
-            x509.DNSName("kubernetes.default.svc"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-        ],
-    )
+    in_cluster = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+    service_ip = x509.IPAddress(ipaddress.ip_address("10.96.0.1"))
+    apiserver_names = [*loopback, *map(x509.DNSName, in_cluster), service_ip]
+    leaf(directory / "apiserver", "kube-apiserver", SERVER_AUTH, sans=apiserver_names)
     # system:masters bypasses RBAC: the harness and the control-plane components
     # act as cluster admin; tests that need less privilege impersonate.
-    admin_cert, admin_key = leaf("admin", "system:masters", ExtendedKeyUsageOID.CLIENT_AUTH)
-    keda_cert, keda_key = leaf(
-        "keda-operator",
-        None,
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-    )
+    leaf(directory / "admin", "admin", CLIENT_AUTH, org="system:masters", sans=None)
+    leaf(pki.keda_cert_dir / "tls", "keda-operator", SERVER_AUTH)
     # Whoever serves the fast-wake path on loopback: the operator, here.
-    push_cert, push_key = leaf(
-        "usersession-operator-push",
-        None,
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-    )
+    leaf(pki.push_tls_dir / "tls", "usersession-operator-push", SERVER_AUTH)
     sa_key = _key()
-
-    pki = Pki(
-        ca_cert=directory / "ca.crt",
-        server_cert=directory / "apiserver.crt",
-        server_key=directory / "apiserver.key",
-        admin_cert=directory / "admin.crt",
-        admin_key=directory / "admin.key",
-        sa_key=directory / "sa.key",
-        sa_pub=directory / "sa.pub",
-        keda_cert_dir=directory / "keda",
-        keda_ca_dir=directory / "keda-trusted",
-        push_tls_dir=directory / "push",
-    )
-    _write_cert(pki.ca_cert, ca_cert)
-    _write_cert(pki.server_cert, server_cert)
-    _write_key(pki.server_key, server_key)
-    _write_cert(pki.admin_cert, admin_cert)
-    _write_key(pki.admin_key, admin_key)
-    _write_key(pki.sa_key, sa_key)
-    pki.keda_cert_dir.mkdir(exist_ok=True)
-    _write_cert(pki.keda_cert_dir / "ca.crt", ca_cert)
-    _write_cert(pki.keda_cert_dir / "tls.crt", keda_cert)
-    _write_key(pki.keda_cert_dir / "tls.key", keda_key)
-    pki.keda_ca_dir.mkdir(exist_ok=True)
-    _write_cert(pki.keda_ca_dir / "ca.crt", ca_cert)
-    pki.push_tls_dir.mkdir(exist_ok=True)
-    _write_cert(pki.push_tls_dir / "tls.crt", push_cert)
-    _write_key(pki.push_tls_dir / "tls.key", push_key)
+    _save(directory / "sa", key=sa_key)
     pki.sa_pub.write_bytes(
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -170,40 +136,17 @@ REDIS_SERVER_NAME = "redis.usersession.test"
 
 def make_redis_tls(directory: Path) -> RedisTlsFiles:
     directory.mkdir(parents=True, exist_ok=True)
-    files = RedisTlsFiles(
-        ca_cert=directory / "ca.crt",
-        server_cert=directory / "server.crt",
-        server_key=directory / "server.key",
-        client_cert=directory / "client.crt",
-        client_key=directory / "client.key",
-        wrong_ca_cert=directory / "wrong-ca.crt",
-    )
+    names = "ca.crt server.crt server.key client.crt client.key wrong-ca.crt"  # the fields' order
+    files = RedisTlsFiles(*(directory / name for name in names.split()))
     ca_key, ca_cert = _ca("usersession-redis-ca")
-    _, wrong_ca = _ca("usersession-redis-wrong-ca")
-
-    def leaf(
-        cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        return _leaf(ca_key, ca_cert, _name(cn), usage, sans)
-
-    server_cert, server_key = leaf(
-        "redis",
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        [
-            x509.DNSName("localhost"),
-            x509.DNSName(REDIS_SERVER_NAME),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ],
-    )
-    client_cert, client_key = leaf(
-        "usersession", ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName("usersession")]
-    )
-    _write_cert(files.ca_cert, ca_cert)
-    _write_cert(files.wrong_ca_cert, wrong_ca)
-    _write_cert(files.server_cert, server_cert)
-    _write_key(files.server_key, server_key)
-    _write_cert(files.client_cert, client_cert)
-    _write_key(files.client_key, client_key)
+    _save(directory / "ca", ca_cert)
+    _save(directory / "wrong-ca", _ca("usersession-redis-wrong-ca")[1])
+    server_names = ["localhost", REDIS_SERVER_NAME]
+    sans = [*map(x509.DNSName, server_names), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    _save(directory / "server", *_leaf(ca_key, ca_cert, _name("redis"), SERVER_AUTH, sans))
+    client_sans: list[x509.GeneralName] = [x509.DNSName("usersession")]
+    client = _leaf(ca_key, ca_cert, _name("usersession"), CLIENT_AUTH, client_sans)
+    _save(directory / "client", *client)
     return files
 
 

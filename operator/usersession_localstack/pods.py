@@ -27,15 +27,14 @@ from typing import Any
 
 from kubernetes import client, watch
 
+from usersession_localstack import assets
+from usersession_localstack.process import stop_process_group, stop_processes, with_parent
 from usersession_operator.session.names import (
     COMPONENT_LABEL,
     COMPONENT_WORKER,
     MANAGED_BY_LABEL,
     MANAGER,
 )
-
-from . import assets
-from .process import stop_process_group, stop_processes, with_parent
 
 log = logging.getLogger(__name__)
 

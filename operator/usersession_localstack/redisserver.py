@@ -6,7 +6,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from .process import Component, ComponentFailed
+from usersession_localstack.process import Component, ComponentFailed
 
 
 def launch_redis(workdir: Path, port: int, password: str) -> Component:

@@ -13,21 +13,20 @@ import shlex
 import sys
 import urllib.error
 from pathlib import Path
-from types import TracebackType
 
 from kubernetes import config
 
-from .cluster import LocalCluster
-from .loopback import free_port, http_ok
-from .pods import PodRunner
-from .process import Component, stop_all
+from usersession_localstack.cluster import LocalCluster
+from usersession_localstack.loopback import free_port, http_ok
+from usersession_localstack.pods import PodRunner
+from usersession_localstack.process import Component, Started, stop_all
 
 NAMESPACE = "default"
 SECRET_NAME, SECRET_KEY = "redis-auth", "password"
 USER_ID = "alice@example.com"
 
 
-class Stack:
+class Stack(Started):
     def __init__(self, workdir: Path | None = None, keep_workdir: bool = False) -> None:
         self.cluster = LocalCluster(workdir=workdir, keep_workdir=keep_workdir)
         self.api_port = free_port()
@@ -37,22 +36,6 @@ class Stack:
         self.env_file = self.cluster.workdir / "env"
         self.runner: PodRunner | None = None
         self.processes: list[Component] = []  # stopped before the cluster
-
-    def __enter__(self) -> Stack:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         if self.runner is not None:

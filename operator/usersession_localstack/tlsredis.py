@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
-from .loopback import free_port
-from .pki import RedisTlsFiles, make_redis_tls
-from .process import Component
-from .redisserver import redis_binary
+from usersession_localstack.loopback import free_port
+from usersession_localstack.pki import RedisTlsFiles, make_redis_tls
+from usersession_localstack.process import Component, Started
+from usersession_localstack.redisserver import redis_binary
 
-# The least-privilege ACL the README documents, command by command.
+# The least-privilege ACL docs/operations.md documents, command by command.
 SESSION_KEYS = "~usersession:*"
 SESSION_CHANNELS = ("&usersession:work@*", "&__keyspace@*__:usersession:*")
 SESSION_COMMANDS = (
@@ -62,7 +61,7 @@ def session_user_rules() -> str:
     return " ".join([*rules, *SESSION_COMMANDS])
 
 
-class TlsRedis:
+class TlsRedis(Started):
     """redis-server on a TLS-only port of 127.0.0.1; use as a context manager."""
 
     def __init__(self, workdir: Path) -> None:
@@ -80,19 +79,7 @@ class TlsRedis:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def __enter__(self) -> TlsRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
+    def _start(self) -> None:
         binary = redis_binary()
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         files = self.files

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from usersession_operator.runtime import memory
-from usersession_operator.session.spec import check_settings
 from usersession_operator.settings import OperatorSettings, with_flags
 
 log = logging.getLogger("usersession_operator")
@@ -101,7 +100,7 @@ def _run_operator(settings: OperatorSettings) -> None:
         await kopf.operator(
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
-            # Replicas elect a leader through a Lease (leadership.py), not kopf's peering.
+            # Replicas elect a leader through a Lease (leadership/), not kopf's peering.
             standalone=True,
             liveness_endpoint=f"http://{settings.listen_host}:{settings.liveness_port}/healthz",
             memo=kopf.Memo(settings=settings),
@@ -117,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
-        check_settings(settings)
+        settings.check()
     except ValueError as exc:  # bad numbers in the environment, or a bad address
         parser.error(str(exc))
     logging.basicConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from usersession_operator.builders import CHILD_KINDS
-from usersession_operator.status.compute import Phase
+from usersession_operator.session.model import Phase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from usersession_operator.session.redisrefs import RedisAuthDefaults, auth_defaults_from_env
+from usersession_operator.session.model import parse_address
+from usersession_operator.session.redisrefs import RedisDefaults, auth_defaults_from_env
 
 ENV_PREFIX = "USERSESSION_"
 S = TypeVar("S")
@@ -32,15 +33,6 @@ def with_flags(settings: S, args: argparse.Namespace, fields: Mapping[str, str])
     if "log_level" in overrides:
         overrides["log_level"] = str(overrides["log_level"]).upper()
     return dataclasses.replace(settings, **overrides)  # type: ignore[type-var]
-
-
-@dataclass(frozen=True)
-class RedisDefaults:
-    address: str = "redis:6379"  # host:port as seen from inside the cluster (KEDA and pods)
-    database: int = 0
-    secret_name: str = "redis-auth"  # noqa: S105 - a Secret's name, in the session's namespace
-    secret_key: str = "password"  # noqa: S105 - the key inside that Secret
-    auth: RedisAuthDefaults = field(default_factory=RedisAuthDefaults)  # ACL user and TLS
 
 
 def default_identity(env: Mapping[str, str] | None = None) -> str:
@@ -72,7 +64,7 @@ class LeaderElection:
 @dataclass(frozen=True)
 class PushEndpoints:
     """Where this replica, once it leads, publishes itself as the push Service's only
-    endpoint (an EndpointSlice; see pushendpoints.py). Set by the Helm chart."""
+    endpoint (an EndpointSlice; see leadership/endpoints.py). Set by the Helm chart."""
 
     service: str  # the selector-less Service KEDA dials, and the EndpointSlice's name
     namespace: str  # the operator's own (POD_NAMESPACE)
@@ -138,6 +130,14 @@ class OperatorSettings:
     # has no selector, so KEDA reaches the leader and never a standby).
     push_endpoints: PushEndpoints | None = None
     leader_election: LeaderElection = field(default_factory=LeaderElection)
+
+    def check(self) -> None:
+        """Refuse settings that would fail every session (raises InvalidSession)."""
+        parse_address(self.redis.address, "USERSESSION_REDIS_ADDRESS")
+        if self.push_address:
+            parse_address(self.push_address, "USERSESSION_PUSH_ADDRESS")
+        if self.redis_operator_address:
+            parse_address(self.redis_operator_address, "USERSESSION_REDIS_OPERATOR_ADDRESS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:

@@ -29,9 +29,9 @@ from kubernetes import client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.*
 
 from support.operators import OperatorProcess, holder, start_operator
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
-from usersession_operator.leadership.elector import (
+from usersession_operator.leadership.lease import (
     LEASE_SECONDS,
     RENEW_DEADLINE_SECONDS,
     RENEW_EVERY_SECONDS,

@@ -17,7 +17,7 @@ from collections import Counter
 import stack
 from kubernetes import client
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_operator.session.model import GROUP, PLURAL, VERSION
 

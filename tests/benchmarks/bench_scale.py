@@ -63,7 +63,7 @@ from bench_operator import api_writes
 from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, http_ok
 from usersession_localstack.manifests import install_crds
 from usersession_localstack.process import Component
@@ -830,7 +830,7 @@ def main() -> int:
     started = time.monotonic()
     with LocalCluster(audit=True, keda="converge" in parts) as cluster:
         if "converge" not in parts:
-            install_crds(cluster)  # ours and KEDA's, with no KEDA running
+            install_crds(cluster.admin)  # ours and KEDA's, with no KEDA running
         bench = Bench(cluster)
         op = Operator(cluster)
         try:

@@ -24,7 +24,7 @@ import aiohttp
 import requests
 import stack
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 
 WORKER = Path(__file__).parents[2] / "examples" / "worker" / "worker.py"

@@ -32,7 +32,7 @@ import redis
 import stack
 from kubernetes import client, watch
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 from usersession_operator import metrics
 from usersession_operator.session.model import GROUP, PLURAL, VERSION

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 from usersession_localstack.process import environment
 

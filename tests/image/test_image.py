@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, http_ok, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from kubernetes.config import kube_config
 from support.logs import Collect
 from support.namespaces import fresh_namespace
 from support.sessions import Api
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port
 from usersession_localstack.process import environment
 

@@ -23,8 +23,8 @@ from kubernetes import client
 from support.sessions import FAST_SCALING, Api, unique
 from usersession_localstack.loopback import wait_for
 from usersession_localstack.pods import PodRunner
-from usersession_operator.session.model import processing_key
-from usersession_operator.sessionapi.messages import Message
+from usersession_operator.session.keys import processing_key
+from usersession_operator.session.messages import Message
 
 pytestmark = pytest.mark.usefixtures("operator")
 

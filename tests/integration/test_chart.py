@@ -31,7 +31,7 @@ from support.chart import (
     service_account_kubeconfig,
 )
 from support.monitoring import alert_groups, dashboard
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_operator.leadership.endpoints import PORT_NAME
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
@@ -377,7 +377,7 @@ def test_service_account_can_do_exactly_what_it_needs(
         ("list", "leases.coordination.k8s.io", RELEASE_NAMESPACE, False),
         ("create", "leases.coordination.k8s.io", "default", False),
         ("update", "leases.coordination.k8s.io/kube-scheduler", "kube-system", False),
-        # The push Service's EndpointSlice, written by the leader (pushendpoints.py).
+        # The push Service's EndpointSlice, written by the leader (leadership/endpoints.py).
         ("create", "endpointslices.discovery.k8s.io", RELEASE_NAMESPACE, True),
         ("patch", f"endpointslices.discovery.k8s.io/{PUSH}", RELEASE_NAMESPACE, True),
         ("get", f"endpointslices.discovery.k8s.io/{PUSH}", RELEASE_NAMESPACE, True),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port
 
 OPERATOR = Path(sys.executable).with_name("usersession-operator")

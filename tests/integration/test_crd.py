@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from support.chart import kubectl
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
 

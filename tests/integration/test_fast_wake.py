@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from support.sessions import SLOW_KEDA, Api, operator_metric, unique
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")

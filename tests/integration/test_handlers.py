@@ -13,7 +13,7 @@ from kubernetes import watch
 
 from support.logs import Collect
 from support.sessions import FAST_SCALING, IMAGE, Api, condition, unique
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_operator.session.model import GROUP, PLURAL, VERSION
 from usersession_operator.session.names import child_name

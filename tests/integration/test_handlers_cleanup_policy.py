@@ -9,7 +9,7 @@ import redis
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_operator.session.model import GROUP, PLURAL, VERSION
 

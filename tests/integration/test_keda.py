@@ -16,7 +16,7 @@ from kubernetes import client
 
 from support.namespaces import fresh_namespace
 from support.sessions import FAST_SCALING, Api, condition, unique
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from support.sessions import FAST_SCALING, SLOW_KEDA, Api, operator_metric, unique
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 from usersession_localstack.process import Component
 from usersession_localstack.stack import start_operator

@@ -35,10 +35,10 @@ from support.operators import (
     start_operator,
 )
 from support.sessions import Api
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_operator.builders import DEPLOYMENT
-from usersession_operator.leadership.elector import LEASE_SECONDS, micro_time
+from usersession_operator.leadership.lease import LEASE_SECONDS, micro_time
 
 # Well above a takeover (a lease, a renew period, kopf's start) on a busy machine.
 TAKEOVER_TIMEOUT = 60

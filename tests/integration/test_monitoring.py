@@ -39,7 +39,7 @@ from support.monitoring import (
 from support.namespaces import fresh_namespace
 from support.prometheus import BINARY, MISSING, Prometheus, finite_values
 from support.sessions import FAST_SCALING, IMAGE, Api, unique
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 from usersession_localstack.stack import start_operator
 from usersession_operator.sessionapi.app import create_app

@@ -1,4 +1,4 @@
-"""The push Service's endpoint, written by the operator (pushendpoints.py), for real.
+"""The push Service's endpoint, written by the operator (leadership/endpoints.py), for real.
 
 A real `usersession-operator run` process, as the Helm chart's ServiceAccount and
 with the chart's settings, against the real API server: it publishes its POD_IP and
@@ -19,7 +19,7 @@ from kubernetes import client
 
 from support.chart import RELEASE_NAMESPACE, service_account_kubeconfig
 from support.operators import logs, operators, push_endpoint, push_env, start_operator
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 
 TIMEOUT = 60

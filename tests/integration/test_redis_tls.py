@@ -23,12 +23,12 @@ from kubernetes import client
 from support.logs import Collect
 from support.namespaces import fresh_namespace
 from support.sessions import FAST_SCALING, Api, condition
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_localstack.pki import REDIS_SERVER_NAME
 from usersession_localstack.pods import PodRunner
 from usersession_localstack.tlsredis import TlsRedis
-from usersession_operator.session.model import processing_key
+from usersession_operator.session.keys import processing_key
 from usersession_operator.session.redisrefs import (
     CONFIG_MAP,
     SECRET,

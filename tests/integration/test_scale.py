@@ -13,7 +13,7 @@ from kopf.testing import KopfRunner
 
 from support import audit
 from support.sessions import FAST_SCALING, Api, condition, unique
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port
 from usersession_localstack.process import environment
 
@@ -57,7 +57,7 @@ def test_a_new_session_costs_six_writes_at_most_each_one_named(
         _ready_and_sleeping(api, ns, name)
         time.sleep(3)  # anything written after Ready would land meanwhile
         writes = audit.by_resource(audit.writes(cluster, since, ns))
-    # The README's list: the finalizer, one apply per child, the first status and
+    # docs/architecture.md's list: the finalizer, one apply per child, the first status and
     # the one that says KEDA is ready.
     assert writes["usersessions"] == 1, writes  # the finalizer, nothing of kopf's
     assert writes["triggerauthentications"] == 1, writes

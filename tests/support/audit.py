@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 
 # The operator's own client, and kopf's (the finalizer, its retries' wake-ups).
 OPERATOR_AGENTS = ("usersession-operator", "kopf/")

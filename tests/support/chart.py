@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from usersession_localstack import LocalCluster, assets
+from usersession_localstack.cluster import LocalCluster, assets
 from usersession_localstack.loopback import wait_for
 
 REPO = Path(__file__).resolve().parents[2]  # tests/support/chart.py -> repo

@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from support.sessions import operator_metric
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port
 from usersession_localstack.process import with_parent
 

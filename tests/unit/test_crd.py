@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from usersession_operator.session import model
-from usersession_operator.session import redisrefs as redisconfig
+from usersession_operator.session import model, redisrefs
 from usersession_operator.session.model import parse_address
 from usersession_operator.session.spec import session_from_body
 from usersession_operator.settings import OperatorSettings
@@ -145,13 +144,13 @@ def test_schema_defaults_match_the_code(schema: Schema) -> None:
         ".tls.clientCertSecretRef.certKey",
         ".tls.clientCertSecretRef.keyKey",
     ]
-    assert at(spec, "redis.usernameSecretRef.key")["default"] == redisconfig.DEFAULT_USERNAME_KEY
+    assert at(spec, "redis.usernameSecretRef.key")["default"] == redisrefs.DEFAULT_USERNAME_KEY
     assert at(spec, "redis.tls.enabled")["default"] is True
     for ref in ("caSecretRef", "caConfigMapRef"):
-        assert at(spec, f"redis.tls.{ref}.key")["default"] == redisconfig.DEFAULT_CA_KEY
+        assert at(spec, f"redis.tls.{ref}.key")["default"] == redisrefs.DEFAULT_CA_KEY
     client = at(spec, "redis.tls.clientCertSecretRef")
-    assert at(client, "certKey")["default"] == redisconfig.DEFAULT_CERT_KEY
-    assert at(client, "keyKey")["default"] == redisconfig.DEFAULT_KEY_KEY
+    assert at(client, "certKey")["default"] == redisrefs.DEFAULT_CERT_KEY
+    assert at(client, "keyKey")["default"] == redisrefs.DEFAULT_KEY_KEY
 
 
 def test_required_fields(schema: Schema) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from usersession_operator.session.model import InvalidSession
-from usersession_operator.session.spec import check_settings
 from usersession_operator.settings import OperatorSettings
 
 
@@ -56,7 +55,7 @@ def test_a_malformed_number_names_its_variable() -> None:
         ("USERSESSION_PUSH_ADDRESS", "no-port"),
     ],
 )
-def test_check_settings_refuses_bad_addresses(variable: str, value: str) -> None:
+def test_check_refuses_bad_addresses(variable: str, value: str) -> None:
     settings = OperatorSettings.from_env({variable: value})
     with pytest.raises(InvalidSession, match=variable):
-        check_settings(settings)
+        settings.check()

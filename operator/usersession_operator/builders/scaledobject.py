@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
-from usersession_operator.session.model import WEEKDAYS, Session, WarmSchedule, processing_key
+from usersession_operator.session.keys import processing_key
+from usersession_operator.session.model import WEEKDAYS, Session, WarmSchedule
 from usersession_operator.session.names import COMPONENT_SCALER, child_name
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"

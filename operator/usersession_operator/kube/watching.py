@@ -6,7 +6,7 @@ this process. These watches ask the API server for the operator's managed-by
 label only, so objects that are not the operator's cost nothing here.
 
 Each watch runs in a thread with the official client (blocking I/O, like every
-other call in kube.py), decodes objects as plain dicts, keeps nothing but their
+other call in kube/), decodes objects as plain dicts, keeps nothing but their
 names, and hands each event to a callback on the event loop. `synced` is set
 once the first listing has been delivered: from then on, an object absent from
 the operator's state is absent from the cluster.
@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client import ApiException
+
+from usersession_operator.kube.client import ApiClient, ApiException, describe
+from usersession_operator.session.model import GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class Resource:
     version: str
     plural: str
 
-    def lister(self, api_client: client.ApiClient, namespace: str | None) -> Callable[..., Any]:
+    def lister(self, api_client: ApiClient, namespace: str | None) -> Callable[..., Any]:
         if self.group:
             custom = client.CustomObjectsApi(api_client)
             if namespace is None:
@@ -70,6 +72,7 @@ class Resource:
 
 
 POD = Resource("Pod", "", "v1", "pods")
+SESSION = Resource(KIND, GROUP, VERSION, PLURAL)
 
 
 class _Expired(Exception):
@@ -81,16 +84,23 @@ class Watch:
 
     def __init__(
         self,
-        api_client: client.ApiClient,
+        api_client: ApiClient,
         resource: Resource,
-        label_selector: str,
+        label_selector: str | None,
         namespace: str | None,
         deliver: Deliver,
+        watch_seconds: int = WATCH_SECONDS,
+        lister: Callable[..., Any] | None = None,
     ) -> None:
+        """lister: how to list and watch (the resource's own, from the client, unless
+        given: tests script the API server's answers with one)."""
         self.resource = resource
+        self.watch_seconds = watch_seconds
+        # Why the last list or watch failed, until the next listing works.
+        self.last_error: str | None = None
         self.label_selector = label_selector
         self.namespace = namespace
-        self._list = resource.lister(api_client, namespace)
+        self._list = lister or resource.lister(api_client, namespace)
         self._deliver = deliver
         self._loop: asyncio.AbstractEventLoop | None = None
         self.synced = asyncio.Event()
@@ -106,6 +116,10 @@ class Watch:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -130,11 +144,11 @@ class Watch:
             except Exception as exc:
                 if self._stopping.is_set():
                     return
-                detail = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else exc
+                self.last_error = describe(exc)
                 log.warning(
                     "watching %s failed (%s); retrying in %.0fs",
                     self.resource.plural,
-                    detail,
+                    self.last_error,
                     backoff,
                 )
                 self._stopping.wait(backoff)
@@ -156,20 +170,26 @@ class Watch:
         for namespace, name in self._known - seen:
             self._send("DELETED", {"metadata": {"namespace": namespace, "name": name}})
         self._known = seen
+        self.last_error = None
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.synced.set)
         return version
 
     def _watch(self, version: str) -> str:
-        self._response = self._list(
-            label_selector=self.label_selector,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_SECONDS,
-            watch=True,
-            _preload_content=False,
-            _request_timeout=(10, WATCH_SECONDS + 30),
-        )
+        try:
+            self._response = self._list(
+                label_selector=self.label_selector,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self.watch_seconds,
+                watch=True,
+                _preload_content=False,
+                _request_timeout=(10, self.watch_seconds + 30),
+            )
+        except ApiException as exc:
+            if exc.status == 410:  # too old to resume from: list again
+                raise _Expired() from None
+            raise
         try:
             for event in _events(self._response):
                 kind, obj = event.get("type"), event.get("object") or {}
@@ -220,7 +240,7 @@ def pages(lister: Callable[..., Any], label_selector: str | None) -> Iterator[di
 
 
 async def list_all(
-    api_client: client.ApiClient, resource: Resource, namespaces: Sequence[str]
+    api_client: ApiClient, resource: Resource, namespaces: Sequence[str]
 ) -> AsyncIterator[dict[str, Any]]:
     """Every object of a kind in these namespaces (none: all), a page at a time, each
     page fetched in a thread: thousands of objects never sit in memory at once."""

@@ -24,16 +24,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import kopf
-from kubernetes import client
-from kubernetes.client import ApiException
 
-from usersession_operator.kube.client import USER_AGENT, describe_api_error, load_api_client
+from usersession_operator.kube import endpointslices
+from usersession_operator.kube.client import (
+    USER_AGENT,
+    ApiClient,
+    ApiException,
+    describe,
+    load_api_client,
+)
 from usersession_operator.settings import OperatorSettings, PushEndpoints
 
 log = logging.getLogger(__name__)
@@ -48,8 +52,6 @@ PORT_NAME = "grpc"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 
-_APPLY = "application/apply-patch+yaml"
-_REQUEST_TIMEOUT = (3.0, 5.0)
 _RETRY_FIRST, _RETRY_MAX = 2.0, 60.0
 
 
@@ -90,62 +92,16 @@ def endpoint_slice(target: PushEndpoints, port: int, service_uid: str | None) ->
     }
 
 
-def write(api_client: client.ApiClient, target: PushEndpoints, port: int) -> None:
+def write(api_client: ApiClient, target: PushEndpoints, port: int) -> None:
     """Apply the slice (blocking): this pod becomes the Service's only endpoint."""
-    core = client.CoreV1Api(api_client)
-    service: Any = core.read_namespaced_service(
-        target.service, target.namespace, _preload_content=False, _request_timeout=_REQUEST_TIMEOUT
-    )
-    uid = json.loads(service.data)["metadata"]["uid"]
-    response: Any = client.DiscoveryV1Api(api_client).patch_namespaced_endpoint_slice(
-        target.service,
-        target.namespace,
-        endpoint_slice(target, port, uid),
-        field_manager=FIELD_MANAGER,
-        force=True,
-        _content_type=_APPLY,
-        _preload_content=False,
-        _request_timeout=_REQUEST_TIMEOUT,
-    )
-    response.read()  # read, so that the connection goes back to the pool
+    uid = endpointslices.service_uid(api_client, target.namespace, target.service)
+    endpointslices.apply(api_client, endpoint_slice(target, port, uid), FIELD_MANAGER)
 
 
-def remove(api_client: client.ApiClient, target: PushEndpoints) -> bool:
-    """Delete the slice (blocking) if it still names this pod alone; True if deleted.
-
-    The delete is conditional on the version read, so a slice a new leader has
-    written meanwhile stays.
-    """
-    discovery = client.DiscoveryV1Api(api_client)
-    try:
-        response: Any = discovery.read_namespaced_endpoint_slice(
-            target.service,
-            target.namespace,
-            _preload_content=False,
-            _request_timeout=_REQUEST_TIMEOUT,
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    current = json.loads(response.data)
-    addresses = [a for e in current.get("endpoints") or () for a in e.get("addresses") or ()]
-    if addresses != [str(ipaddress.ip_address(target.pod_ip))]:
-        return False
-    body = client.V1DeleteOptions(
-        preconditions=client.V1Preconditions(
-            resource_version=current["metadata"]["resourceVersion"]
-        )
-    )
-    try:
-        discovery.delete_namespaced_endpoint_slice(
-            target.service, target.namespace, body=body, _request_timeout=_REQUEST_TIMEOUT
-        )
-    except ApiException as exc:
-        if exc.status in (404, 409):  # gone, or rewritten by a new leader: not ours to delete
-            return False
-        raise
-    return True
+def remove(api_client: ApiClient, target: PushEndpoints) -> bool:
+    """Delete the slice (blocking) if it still names this pod alone; True if deleted."""
+    address = str(ipaddress.ip_address(target.pod_ip))
+    return endpointslices.delete_if_only(api_client, target.namespace, target.service, address)
 
 
 # -- wiring into the operator's startup and cleanup -------------------------------------
@@ -177,7 +133,7 @@ async def withdraw(memo: kopf.Memo) -> None:
     try:
         deleted = await asyncio.to_thread(_with_client, remove, target)
     except Exception as exc:  # the next leader overwrites it anyway
-        log.warning("Cannot remove the push endpoint %s: %s", _where(target), _brief(exc))
+        log.warning("Cannot remove the push endpoint %s: %s", _where(target), describe(exc))
         return
     if deleted:
         log.info("Removed this replica from the push Service %s", _where(target))
@@ -201,7 +157,7 @@ async def _publish_until_written(target: PushEndpoints, port: int) -> None:
                 target.pod_ip,
                 port,
                 _where(target),
-                _brief(exc),
+                describe(exc),
                 _hint(exc, target),
                 delay,
             )
@@ -242,9 +198,3 @@ def _hint(exc: BaseException, target: PushEndpoints) -> str:
 
 def _where(target: PushEndpoints) -> str:
     return f"{target.namespace}/{target.service}"
-
-
-def _brief(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        return describe_api_error(exc)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 
 from redis.exceptions import ResponseError
 
-from usersession_operator.queues.connections import QueueTarget, RedisConnections, work_channel
-from usersession_operator.session.model import processing_key
+from usersession_operator.queues.connections import RedisConnections
+from usersession_operator.queues.targets import QueueTarget
+from usersession_operator.session.keys import keyspace_channel, processing_key, work_channel
 from usersession_operator.state import Key
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class KeyspaceWatcher:
                 while message is not None:
                     channel = _text(message["channel"])
                     if channel == work:  # the data names the list, as a keyspace channel would
-                        channel = _keyspace_prefix(server[2]) + _text(message["data"])
+                        channel = keyspace_channel(server[2], _text(message["data"]))
                     key = channels.get(channel)
                     if key is not None:
                         self.changed(key)
@@ -121,15 +122,10 @@ def _server(target: QueueTarget) -> Server:
     return target.host, target.port, target.database
 
 
-def _keyspace_prefix(database: int) -> str:
-    return f"__keyspace@{database}__:"
-
-
 def _add(channels: dict[Server, dict[str, Key]], key: Key, target: QueueTarget) -> None:
-    prefix = _keyspace_prefix(target.database)
     of_server = channels.setdefault(_server(target), {})
-    of_server[prefix + target.queue] = key
-    of_server[prefix + processing_key(target.queue)] = key
+    of_server[keyspace_channel(target.database, target.queue)] = key
+    of_server[keyspace_channel(target.database, processing_key(target.queue))] = key
 
 
 async def _say_whether_enabled(client: object, server: Server) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 
 class BadCredential(LookupError):
@@ -95,6 +97,11 @@ class TlsConnection(aioredis.Connection):
 def make_client(
     host: str, port: int, database: int, credentials: Credentials, **options: Any
 ) -> aioredis.Redis:
+    """A client that fails at once: redis-py (6 and later) retries a refused or broken
+    connection up to ten times with backoff, a wrong password included, which held a
+    poll or a reconcile for many seconds. Callers have their own retry rules (a
+    refused password once more with the Secret read again; the next poll)."""
+    options.setdefault("retry", Retry(NoBackoff(), 0))
     if credentials.tls is None:
         return aioredis.Redis(
             host=host,

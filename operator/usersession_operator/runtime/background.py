@@ -26,6 +26,10 @@ class Background:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", self.what, exc_info=task.exception())
 
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
     async def settle(self) -> None:
         """Until everything spawned, and everything that spawned, is done."""
         while self._tasks:

@@ -1,4 +1,5 @@
-"""The UserSession resource as typed, defaulted Python values (spec.py reads them).
+"""The UserSession resource as typed, defaulted Python values (spec.py reads them),
+its phases, and what a session falls back to.
 
 The API server applies the schema's defaults, but bodies built by tests or
 tools may lack them, so every default is repeated here with the same value
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
-from usersession_operator.session.redisrefs import KeyRef, RedisTls
+from usersession_operator.session.redisrefs import KeyRef, RedisDefaults, RedisTls
 
 GROUP = "sessions.ai-infra.dev"
 VERSION = "v1alpha1"
@@ -60,6 +62,33 @@ RESERVED_ENV_NAMES = frozenset(
         "REDIS_TLS_SERVER_NAME",
     }
 )
+
+
+class Phase(StrEnum):
+    """status.phase: the one list of phases. Metrics and the session API use it; the
+    CRD's and the OpenAPI document's enums are checked against it by unit tests."""
+
+    PENDING = "Pending"
+    SLEEPING = "Sleeping"
+    WAKING = "Waking"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    DEGRADED = "Degraded"
+    TERMINATING = "Terminating"
+
+
+class Defaults(Protocol):
+    """What a session leaves out comes from here: the operator's settings
+    (settings.OperatorSettings), which the session API shares."""
+
+    @property
+    def redis(self) -> RedisDefaults: ...
+
+    @property
+    def push_address(self) -> str | None: ...
+
+    @property
+    def push_tls_dir(self) -> str | None: ...
 
 
 class InvalidSession(ValueError):
@@ -157,19 +186,6 @@ class Session:
     @property
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
-
-
-def default_queue_name(namespace: str, name: str) -> str:
-    return f"usersession:{namespace}:{name}"
-
-
-def processing_key(queue: str) -> str:
-    """Where a worker parks the message it is handling (the reliable-queue pattern).
-
-    A message there is in flight: KEDA keeps the session awake for it, and the
-    next worker to start handles it again if its predecessor died.
-    """
-    return f"{queue}:processing"
 
 
 def parse_address(address: str, source: str) -> tuple[str, int]:

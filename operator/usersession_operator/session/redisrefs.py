@@ -9,7 +9,7 @@ environment parsing without importing the spec parser.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SECRET = "Secret"  # noqa: S105 (a kind of object, not a password)
 CONFIG_MAP = "ConfigMap"
@@ -39,7 +39,7 @@ class RedisTls:
     client_cert: KeyRef | None = None
     client_key: KeyRef | None = None
     # The name the server's certificate must carry, when it is not the host of
-    # the address (an IP address, say). KEDA cannot be told this: see the README.
+    # the address (an IP address, say). KEDA cannot be told this: see docs/operations.md.
     server_name: str | None = None
 
 
@@ -49,6 +49,17 @@ class RedisAuthDefaults:
 
     username: KeyRef | None = None
     tls: RedisTls | None = None
+
+
+@dataclass(frozen=True)
+class RedisDefaults:
+    """The Redis a session falls back to when its spec.redis leaves fields out."""
+
+    address: str = "redis:6379"  # host:port as seen from inside the cluster (KEDA and pods)
+    database: int = 0
+    secret_name: str = "redis-auth"  # noqa: S105 - a Secret's name, in the session's namespace
+    secret_key: str = "password"  # noqa: S105 - the key inside that Secret
+    auth: RedisAuthDefaults = field(default_factory=RedisAuthDefaults)  # ACL user and TLS
 
 
 def auth_defaults_from_env(get: Callable[[str], str | None], prefix: str) -> RedisAuthDefaults:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from kubernetes import client
 
-from usersession_operator.kube.client import load_api_client
+from usersession_operator.kube.client import CALL_TIMEOUT, ApiClient, load_api_client
+from usersession_operator.kube.secrets import Secrets
+from usersession_operator.queues.connections import RedisConnections, Unavailable
+from usersession_operator.queues.messages import SessionLists
 from usersession_operator.sessionapi import endpoints, errors
 from usersession_operator.sessionapi.auth import Authenticator
 from usersession_operator.sessionapi.cache import SessionCache
 from usersession_operator.sessionapi.context import CONTEXT, PRINCIPAL, Context
 from usersession_operator.sessionapi.metrics import ApiMetrics
-from usersession_operator.sessionapi.queues import SessionQueues
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.sessionapi.store import SessionStore
 from usersession_operator.sessionapi.validation import MAX_BODY_BYTES
@@ -25,39 +28,43 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Paths served by a narrower pattern than the document's template: DELETE /session/{id}
+# must not match /session/create, where a 405 would advertise DELETE as allowed.
+_PATTERNS = {("DELETE", "/session/{id}"): "/session/{id:(?!create$)[^/]+}"}
+
+
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    paths = yaml.safe_load(endpoints.OPENAPI.read_text())["paths"]
+    return [
+        (method.upper(), path, operation)
+        for path, item in paths.items()
+        for method, operation in item.items()
+    ]
+
+
+# The routes, public paths and query parameters, as the OpenAPI document declares them.
 ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "/health", endpoints.health),
-    ("GET", "/livez", endpoints.livez),
-    ("GET", "/metrics", endpoints.metrics),
-    ("GET", "/openapi.json", endpoints.openapi_json),
-    ("GET", "/openapi.yaml", endpoints.openapi_yaml),
-    ("POST", "/session/create", endpoints.create),
-    ("GET", "/session/{id}/status", endpoints.status),
-    ("POST", "/session/{id}/wake", endpoints.wake),
-    ("POST", "/session/{id}/chat", endpoints.chat),
-    ("GET", "/session/{id}/reply/{message_id}", endpoints.reply),
-    ("POST", "/session/{id}/sleep", endpoints.sleep),
-    # Not /session/create: DELETE there would otherwise look like deleting a session
-    # called "create", and a 405 there would advertise DELETE as allowed.
-    ("DELETE", "/session/{id:(?!create$)[^/]+}", endpoints.delete),
-    ("GET", "/sessions", endpoints.list_sessions),
+    (method, _PATTERNS.get((method, path), path), getattr(endpoints, op["operationId"]))
+    for method, path, op in _operations()
 ]
-PUBLIC = {"/health", "/livez", "/openapi.json", "/openapi.yaml"}
-# Query parameters each route understands; any other is refused, so a typo such
-# as ?limt=5 is an error instead of silently meaning the default.
+PUBLIC = {path for _, path, op in _operations() if op.get("security") == []}
+# Any other query parameter is refused, so a typo such as ?limt=5 is an error
+# instead of silently meaning the default.
 QUERY: dict[str, frozenset[str]] = {
-    "/session/{id}/chat": frozenset({"wait"}),
-    "/sessions": frozenset({"user", "limit", "continue"}),
+    path: frozenset(p["name"] for p in op.get("parameters", []) if p.get("in") == "query")
+    for _, path, op in _operations()
+    if any(p.get("in") == "query" for p in op.get("parameters", []))
 }
 
 
 def create_app(
     settings: ApiSettings,
-    api_client: client.ApiClient | None = None,
+    api_client: ApiClient | None = None,
     authenticator: Authenticator | None = None,
 ) -> web.Application:
     api_client = api_client or load_api_client()
     store = SessionStore(api_client, settings.namespace)
+    secrets = Secrets(api_client, CALL_TIMEOUT)
     context = Context(
         settings=settings,
         operator_view=settings.operator_view(),
@@ -65,10 +72,8 @@ def create_app(
         or Authenticator(tokens_file=settings.tokens_file, tokens=settings.tokens),
         cache=SessionCache(api_client, settings.namespace),
         store=store,
-        queues=SessionQueues(
-            store.read_secret_value,
-            settings.max_reply_wait_seconds,
-            read_config_map=store.read_config_map_value,
+        queues=SessionLists(
+            RedisConnections(secrets.secret, secrets.config_map), settings.max_reply_wait_seconds
         ),
         metrics=ApiMetrics(),
     )
@@ -115,6 +120,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except errors.ApiError as exc:
         return errors.response(exc)
+    except Unavailable as exc:
+        return errors.response(errors.redis_unavailable(str(exc)))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

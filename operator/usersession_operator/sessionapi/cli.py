@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from usersession_operator.session.redisrefs import RedisDefaults
 from usersession_operator.sessionapi.app import create_app
 from usersession_operator.sessionapi.auth import TokenConfigError
 from usersession_operator.sessionapi.settings import ApiSettings
-from usersession_operator.settings import RedisDefaults, with_flags
+from usersession_operator.settings import with_flags
 
 
 def _parser() -> argparse.ArgumentParser:

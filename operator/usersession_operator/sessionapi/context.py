@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from usersession_operator.queues.connections import QueueTarget
+from usersession_operator.queues.messages import SessionLists
+from usersession_operator.queues.targets import QueueTarget
 from usersession_operator.session.model import parse_address
 from usersession_operator.sessionapi.auth import Authenticator, Principal
 from usersession_operator.sessionapi.cache import SessionCache
 from usersession_operator.sessionapi.metrics import ApiMetrics
-from usersession_operator.sessionapi.queues import SessionQueues
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.sessionapi.store import SessionStore
 from usersession_operator.settings import OperatorSettings
@@ -24,7 +24,7 @@ class Context:
     auth: Authenticator
     cache: SessionCache
     store: SessionStore
-    queues: SessionQueues
+    queues: SessionLists
     metrics: ApiMetrics
 
     def default_redis(self) -> QueueTarget:

@@ -1,4 +1,5 @@
-"""The endpoints. Each reads and checks its input, then asks the cache, the store or queues.py."""
+"""The endpoints. Each reads and checks its input, then asks the cache, the store or the
+sessions' lists (queues/messages.py). The OpenAPI document names each one (operationId)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from usersession_operator.queues.connections import QueueTarget
-from usersession_operator.session.model import InvalidSession
+from usersession_operator.queues.connections import Unavailable
+from usersession_operator.queues.targets import QueueTarget
+from usersession_operator.session.messages import Message, Reply
+from usersession_operator.session.model import InvalidSession, Phase
 from usersession_operator.session.names import child_name
 from usersession_operator.session.spec import session_from_body
 from usersession_operator.sessionapi import errors, validation, views
 from usersession_operator.sessionapi.auth import Principal
 from usersession_operator.sessionapi.context import CONTEXT, PRINCIPAL, Context
 from usersession_operator.sessionapi.errors import ApiError
-from usersession_operator.sessionapi.messages import Message, Reply
-from usersession_operator.status.compute import Phase
 
 
 def _ctx(request: web.Request) -> Context:
@@ -75,6 +76,8 @@ async def health(request: web.Request) -> web.Response:
             checks[name] = {"ok": True}
         except ApiError as exc:
             checks[name] = {"ok": False, "error": exc.message}
+        except Unavailable as exc:
+            checks[name] = {"ok": False, "error": errors.redis_unavailable(str(exc)).message}
     checks["session_cache"] = {"ok": ctx.cache.synced.is_set()}
     if ctx.cache.last_error:
         checks["session_cache"]["error"] = ctx.cache.last_error
@@ -95,15 +98,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-_OPENAPI = resources.files(__package__).joinpath("openapi.yaml")
+OPENAPI = resources.files(__package__).joinpath("openapi.yaml")
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(yaml.safe_load(_OPENAPI.read_text()))
+    return web.json_response(yaml.safe_load(OPENAPI.read_text()))
 
 
 async def openapi_yaml(request: web.Request) -> web.Response:
-    return web.Response(text=_OPENAPI.read_text(), content_type="application/yaml")
+    return web.Response(text=OPENAPI.read_text(), content_type="application/yaml")
 
 
 # -- sessions ----------------------------------------------------------------------
@@ -182,7 +185,7 @@ async def chat(request: web.Request) -> web.Response:
     if wait > 0:
         try:
             raw = await ctx.queues.wait_reply(target, message.id, wait)
-        except ApiError:
+        except Unavailable:
             # The message is queued already: answering 503 would invite a resend.
             raw = None
     if raw is None:

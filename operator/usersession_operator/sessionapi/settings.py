@@ -11,8 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from usersession_operator.session.redisrefs import auth_defaults_from_env
-from usersession_operator.settings import OperatorSettings, RedisDefaults
+from usersession_operator.session.redisrefs import RedisDefaults, auth_defaults_from_env
+from usersession_operator.settings import OperatorSettings
 
 ENV_PREFIX = "SESSIONAPI_"
 

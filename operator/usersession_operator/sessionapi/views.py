@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from usersession_operator.session.model import Phase
 from usersession_operator.sessionapi.errors import bad_request
-from usersession_operator.status.compute import Phase
 
 
 def owner(obj: Mapping[str, Any]) -> str:

@@ -1,16 +1,15 @@
 """The conditions of a UserSession's status, and when one deserves a Warning event.
 
-Pure, like status.py, which computes the phase and calls these.
+Pure, like the rest of status/: phase.py and compute.py call these.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from usersession_operator.status.compute import Observation
+from usersession_operator.status.observation import Observation
+from usersession_operator.status.times import timestamp
 
 # Ready reasons saying the session will not wake: worth a Warning event when they appear.
 SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
@@ -131,7 +130,3 @@ def scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> 
         keda.get("message") or "",
         obs,
     )
-
-
-def timestamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")

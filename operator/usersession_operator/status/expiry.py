@@ -12,8 +12,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from usersession_operator.session.model import Phase
 from usersession_operator.state import QueueReading
-from usersession_operator.status.compute import Phase, parse_time
+from usersession_operator.status.times import parse_time
 
 
 def expired(

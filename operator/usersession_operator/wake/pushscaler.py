@@ -49,6 +49,18 @@ class PushScaler:
     def streams(self) -> int:
         return sum(len(s) for s in self._streams.values())
 
+    def subscribe(self, instance: Key) -> asyncio.Queue[bool]:
+        """A stream for one ScaledObject (namespace, name): `True` on it means work."""
+        stream: asyncio.Queue[bool] = asyncio.Queue()
+        self._streams.setdefault(instance, set()).add(stream)
+        return stream
+
+    def unsubscribe(self, instance: Key, stream: asyncio.Queue[bool]) -> None:
+        streams = self._streams.get(instance, set())
+        streams.discard(stream)
+        if not streams:
+            self._streams.pop(instance, None)
+
     def _busy(self, ref: Any) -> bool:
         key = self.state.session_for_instance(ref.namespace, ref.name)
         reading = self.state.queues.get(key) if key else None
@@ -66,8 +78,7 @@ class PushScaler:
 
     async def StreamIsActive(self, request: Any, context: Any) -> AsyncIterator[Any]:
         instance = (request.namespace, request.name)
-        stream: asyncio.Queue[bool] = asyncio.Queue()
-        self._streams.setdefault(instance, set()).add(stream)
+        stream = self.subscribe(instance)
         try:
             # The current state first, so a session that got work while KEDA
             # was (re)connecting is not left waiting for the next message.
@@ -75,10 +86,7 @@ class PushScaler:
             while True:
                 yield pb.IsActiveResponse(result=await stream.get())
         finally:
-            streams = self._streams.get(instance, set())
-            streams.discard(stream)
-            if not streams:
-                self._streams.pop(instance, None)
+            self.unsubscribe(instance, stream)
 
     async def GetMetricSpec(self, request: Any, context: Any) -> Any:
         spec = pb.MetricSpec(metricName=METRIC, targetSize=1, targetSizeFloat=1.0)

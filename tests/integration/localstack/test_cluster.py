@@ -14,7 +14,7 @@ import redis
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_localstack.manifests import install_crds
 
@@ -64,7 +64,7 @@ def widgets(
 ) -> client.CustomObjectsApi:
     path = tmp_path_factory.mktemp("crd") / "widget.yaml"
     path.write_text(json.dumps(WIDGET_CRD))
-    install_crds(cluster, [path])
+    install_crds(cluster.admin, [path])
     return client.CustomObjectsApi(api_client)
 
 
@@ -251,7 +251,7 @@ def test_install_crds_returns_only_once_the_new_kind_can_be_listed(
     crd = json.loads(json.dumps(WIDGET_CRD).replace("widget", "gadget").replace("Widget", "Gadget"))
     path = tmp_path / "gadget.yaml"
     path.write_text(json.dumps(crd))
-    install_crds(cluster, [path])
+    install_crds(cluster.admin, [path])
     listed = client.CustomObjectsApi(api_client).list_cluster_custom_object(
         "proof.example.com", "v1", "gadgets"
     )

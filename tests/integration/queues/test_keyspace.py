@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis
 
-from usersession_localstack import LocalCluster
-from usersession_operator.queues.connections import QueueTarget, RedisConnections
+from usersession_localstack.cluster import LocalCluster
+from usersession_operator.queues.connections import RedisConnections
 from usersession_operator.queues.keyspace import KeyspaceWatcher
-from usersession_operator.sessionapi.messages import Message
-from usersession_operator.sessionapi.queues import SessionQueues
+from usersession_operator.queues.messages import SessionLists
+from usersession_operator.queues.targets import QueueTarget
+from usersession_operator.session.messages import Message
 
 KEY = ("team-a", "alice")
 # Long enough for a pub/sub round trip on a loaded machine; nothing else is waited on.
@@ -77,7 +78,7 @@ def test_without_keyspace_events_the_session_apis_push_is_still_heard(
         rds.lpush(target.queue, "from a producer that says nothing")
         await asyncio.sleep(1)
         assert heard.empty(), "keyspace events are off: a plain LPUSH is silent"
-        api_queues = SessionQueues(password, max_wait_seconds=1)
+        api_queues = SessionLists(RedisConnections(password), max_wait_seconds=1)
         try:
             await api_queues.push(target, Message.wake(), reply_ttl=60)
             assert await asyncio.wait_for(heard.get(), HEARD_WITHIN) == KEY

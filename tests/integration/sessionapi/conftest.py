@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from support.namespaces import fresh_namespace
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_operator.sessionapi.app import create_app
 

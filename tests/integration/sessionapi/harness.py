@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from aiohttp import web
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.settings import RedisDefaults

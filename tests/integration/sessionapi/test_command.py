@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, wait_for
 
 from .harness import ALICE_TOKEN, TOKENS

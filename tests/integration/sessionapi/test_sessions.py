@@ -10,7 +10,7 @@ import pytest
 import redis
 from kubernetes import client
 
-from usersession_localstack import LocalCluster
+from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_operator.session.model import GROUP, PLURAL, VERSION
 

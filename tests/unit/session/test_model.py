@@ -6,14 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
+from usersession_operator.session.keys import default_queue_name, processing_key
 from usersession_operator.session.model import (
     InvalidSession,
     RedisTarget,
     SecretKeyRef,
     Session,
-    default_queue_name,
     parse_address,
-    processing_key,
 )
 
 

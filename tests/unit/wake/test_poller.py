@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
 
-from usersession_operator.queues.connections import QueueTarget
-from usersession_operator.session.model import Session
+from support.controllers import NoKeyspaceEvents, no_secret
+from usersession_operator.queues.connections import RedisConnections
+from usersession_operator.queues.targets import QueueTarget
 from usersession_operator.session.spec import session_from_body
 from usersession_operator.settings import OperatorSettings
 from usersession_operator.state import ClusterState, Key, QueueReading
@@ -17,65 +17,48 @@ SETTINGS = OperatorSettings()
 ALICE, BOB = ("team-a", "alice"), ("team-a", "bob")
 
 
-def _body(key: Key) -> dict[str, Any]:
-    return {
+def _target(key: Key) -> QueueTarget:
+    body = {
         "metadata": {"namespace": key[0], "name": key[1], "uid": f"{key[1]}-uid"},
         "spec": {"userId": key[1], "workload": {"image": "worker:1"}},
     }
+    return QueueTarget.of(session_from_body(body, SETTINGS), SETTINGS)
 
 
-class BusyQueues:
+class BusyLists:
     """Every list read holds one message; the real reads are in the integration tier."""
 
-    connections = None
-
-    async def depths(self, targets: Mapping[Key, QueueTarget]) -> dict[Key, QueueReading]:
+    async def read(self, targets: Mapping[Key, QueueTarget]) -> dict[Key, QueueReading]:
         return {key: QueueReading(1, 0) for key in targets}
 
 
-class NoKeyspaceEvents:
-    def add(self, *_: Any) -> None: ...
-
-    def sync(self, *_: Any) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def test_a_slow_status_write_does_not_hold_back_the_next_sessions_push() -> None:
+def test_the_reactor_reads_and_pushes_a_session_at_once_and_says_its_status_is_due() -> None:
     async def main() -> None:
-        state = ClusterState()
-        for key in (ALICE, BOB):
-            state.upsert_session(_body(key))
-        unblock = asyncio.Event()
-        refreshed: list[Key] = []
-
-        async def slow_refresh(key: Key) -> None:
-            await unblock.wait()  # a status PATCH to a slow API server
-            refreshed.append(key)
-
-        async def nothing() -> None: ...
-
-        def live(key: Key) -> Session | None:
-            return session_from_body(state.sessions[key], SETTINGS)
-
-        poller = Poller(SETTINGS, state, BusyQueues(), live, slow_refresh, nothing)  # type: ignore[arg-type]
+        poller = Poller(ClusterState(), RedisConnections(no_secret))
+        poller.depths = BusyLists()  # type: ignore[assignment]
         poller.watcher = NoKeyspaceEvents()  # type: ignore[assignment]
-        pushed: dict[Key, asyncio.Queue[bool]] = {}
-        for key in (ALICE, BOB):
-            pushed[key] = asyncio.Queue()
-            poller.push._streams[state.child_key(key)] = {pushed[key]}
-        reactor = asyncio.create_task(poller.react_forever())
-
-        poller._list_changed(ALICE)
-        assert await asyncio.wait_for(pushed[ALICE].get(), 1) is True
-        poller._list_changed(BOB)  # while Alice's status write hangs
-        assert await asyncio.wait_for(pushed[BOB].get(), 1) is True
-        assert refreshed == []
-
-        unblock.set()
-        await asyncio.sleep(0.05)
-        assert sorted(refreshed) == [ALICE, BOB]  # the writes still happen
-        reactor.cancel()
+        poller.follow(ALICE, _target(ALICE))
+        pushed = poller.push.subscribe(poller.state.child_key(ALICE))
+        reactions = poller.reactions()
+        poller.list_changed(ALICE)
+        assert await asyncio.wait_for(anext(reactions), 1) == [ALICE]
+        assert pushed.get_nowait() is True
+        poller.list_changed(ALICE)  # again within a second: read, but its status waits
+        poller.list_changed(BOB)  # not followed: ignored
+        assert await asyncio.wait_for(anext(reactions), 2) == [ALICE]
         await poller.close()
+
+    asyncio.run(main())
+
+
+def test_a_forgotten_session_is_not_read_again() -> None:
+    async def main() -> None:
+        poller = Poller(ClusterState(), RedisConnections(no_secret))
+        poller.depths = BusyLists()  # type: ignore[assignment]
+        poller.watcher = NoKeyspaceEvents()  # type: ignore[assignment]
+        poller.follow(ALICE, _target(ALICE))
+        assert await poller.poll_once() == {ALICE}
+        poller.forget(ALICE)
+        assert await poller.poll_once() == set()
 
     asyncio.run(main())

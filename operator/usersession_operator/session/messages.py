@@ -9,8 +9,10 @@ key (and setting an expiry):
 Wake messages only exist to make the list non-empty so KEDA activates the
 session; workers drop them.
 
-reply_to is always queues.reply_key(queue, id) from the operator's package, so
-the operator's finalizer, which deletes "<queue>:reply:*", finds every reply.
+reply_to is always keys.reply_key(queue, id), so the operator's finalizer, which
+deletes "<queue>:reply:*", finds every reply. The message id is what a worker
+makes its handling idempotent by: a message handled twice (at-least-once
+delivery) carries the same id both times.
 """
 
 from __future__ import annotations
@@ -21,18 +23,10 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from usersession_operator.queues.connections import reply_key
+from usersession_operator.session.keys import reply_key
 
 WAKE: Literal["wake"] = "wake"
 CHAT: Literal["chat"] = "chat"
-
-
-def pending_key(queue: str, message_id: str) -> str:
-    """Marks a chat message as issued and unanswered, so an unknown id can be told apart.
-
-    Under the reply prefix on purpose: the operator's finalizer cleans it up too.
-    """
-    return f"{reply_key(queue, message_id)}:pending"
 
 
 def _now() -> str:

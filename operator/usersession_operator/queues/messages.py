@@ -1,4 +1,4 @@
-"""The API's side of a session's Redis list: push, depth, and waiting for replies.
+"""The session API's side of a session's Redis lists: push, depths, and waiting for replies.
 
 Passwords come from the Secret a session references, as for the operator, and
 are cached for a while; a failed AUTH re-reads the Secret once, so a rotated
@@ -16,30 +16,23 @@ from redis.exceptions import RedisError
 
 from usersession_operator.queues.connections import (
     TIMEOUT,
-    ConfigMapReader,
-    QueueTarget,
     RedisConnections,
-    SecretReader,
+    Unavailable,
     describe,
-    reply_key,
-    work_channel,
 )
-from usersession_operator.session.model import processing_key
-from usersession_operator.sessionapi.errors import redis_unavailable
-from usersession_operator.sessionapi.messages import Message, pending_key
+from usersession_operator.queues.targets import QueueTarget
+from usersession_operator.session.keys import pending_key, processing_key, reply_key, work_channel
+from usersession_operator.session.messages import Message
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-class SessionQueues:
-    def __init__(
-        self,
-        read_secret: SecretReader,
-        max_wait_seconds: float,
-        read_config_map: ConfigMapReader | None = None,
-    ) -> None:
-        self._connections = RedisConnections(read_secret, read_config_map)
+class SessionLists:
+    """Every call raises Unavailable (with a reason fit for a client) when Redis fails."""
+
+    def __init__(self, connections: RedisConnections, max_wait_seconds: float) -> None:
+        self._connections = connections
         self._max_wait = max_wait_seconds
 
     async def close(self) -> None:
@@ -57,9 +50,9 @@ class SessionQueues:
         try:
             return await self._connections.run(target, operation, socket_timeout=timeout)
         except LookupError as exc:
-            raise redis_unavailable(f"no Redis credentials: {exc}") from None
+            raise Unavailable(f"no Redis credentials: {exc}") from None
         except (RedisError, OSError) as exc:
-            raise redis_unavailable(describe(exc)) from None
+            raise Unavailable(describe(exc)) from None
 
     async def ping(self, target: QueueTarget) -> None:
         await self._run(target, lambda conn: conn.ping())

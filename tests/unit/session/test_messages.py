@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from usersession_operator.queues.connections import reply_key, session_keys_pattern
-from usersession_operator.sessionapi.messages import Message, Reply, pending_key
+from usersession_operator.session.keys import pending_key, reply_key, reply_keys_pattern
+from usersession_operator.session.messages import Message, Reply
 
 QUEUE = "usersession:team-a:5f0c"
 
@@ -25,7 +25,7 @@ def test_every_key_the_api_writes_matches_the_finalizers_cleanup_pattern() -> No
     import fnmatch
 
     message = Message.chat(QUEUE, "x")
-    pattern = session_keys_pattern(QUEUE)
+    pattern = reply_keys_pattern(QUEUE)
     assert message.reply_to is not None
     assert fnmatch.fnmatchcase(message.reply_to, pattern)
     assert fnmatch.fnmatchcase(pending_key(QUEUE, message.id), pattern)
