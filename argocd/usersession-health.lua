@@ -1,6 +1,6 @@
 -- Argo CD health check for sessions.ai-infra.dev/UserSession.
 -- Install as resource.customizations.health.sessions.ai-infra.dev_UserSession
--- in the argocd-cm ConfigMap (see README.md, "Argo CD").
+-- in the argocd-cm ConfigMap (see docs/operations.md, "Argo CD").
 --
 -- A sleeping session is healthy: scale-to-zero is its normal state. One that
 -- would not wake (KEDA's scaler failing, its queue unreadable) is reported by

@@ -19,6 +19,8 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v jq >/dev/null || missing+=(jq)  # the README's walkthrough reads JSON with it
 # promtool checks the chart's alert rules; the monitoring tests run prometheus as a child process.
 command -v promtool >/dev/null || missing+=(prometheus)
+# dot draws docs/architecture.svg (hack/gen-diagram.sh); tests/unit/test_docs.py redraws it to compare.
+command -v dot >/dev/null || missing+=(graphviz)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq

@@ -68,10 +68,10 @@ ALLOWED_GROUPING = {"namespace", "job", "le"}
 
 
 def test_alerts_follow_kube_prometheus_conventions() -> None:
-    readme = (REPO / "README.md").read_text()
+    runbooks = (REPO / "docs" / "runbooks.md").read_text()
     headings = {
         re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
-        for h in re.findall(r"^#+ (.+)$", readme, re.MULTILINE)
+        for h in re.findall(r"^#+ (.+)$", runbooks, re.MULTILINE)
     }
     for name, rule in alerts().items():
         assert re.fullmatch(r"UserSession[A-Z][A-Za-z]+", name)
@@ -79,8 +79,8 @@ def test_alerts_follow_kube_prometheus_conventions() -> None:
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, name
         url, _, anchor = rule["annotations"]["runbook_url"].partition("#")
-        assert url.endswith("/README.md") and anchor == name.lower(), name
-        assert anchor in headings, f"README has no runbook section for {name}"
+        assert url.endswith("/docs/runbooks.md") and anchor == name.lower(), name
+        assert anchor in headings, f"docs/runbooks.md has no runbook section for {name}"
         for grouping in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", rule["expr"]):
             kept = {label.strip() for label in grouping.split(",") if label.strip()}
             assert kept <= ALLOWED_GROUPING, (name, kept)

@@ -1,4 +1,4 @@
-"""The local TLS Redis's ACL is the one the README documents."""
+"""The local TLS Redis's ACL is the one docs/operations.md documents."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 from usersession_localstack.tlsredis import session_user_rules
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+OPERATIONS = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
 
 
-def test_the_readme_acl_is_the_one_the_tls_tier_runs_under() -> None:
-    (block,) = re.findall(r"```\nACL SETUSER (.*?)```", README.read_text(), re.S)
+def test_the_documented_acl_is_the_one_the_tls_tier_runs_under() -> None:
+    (block,) = re.findall(r"```\nACL SETUSER (.*?)```", OPERATIONS.read_text(), re.S)
     documented = block.split()
     assert documented[:2] == ["sessions-app", "on"]
     assert documented[2] == ">PASSWORD"
