@@ -7,6 +7,7 @@ import secrets
 import shutil
 import ssl
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,11 @@ class LocalCluster(Started):
         keep_workdir: bool = False,
         keda: bool = True,
         audit: bool = False,
+        keda_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.nodes = nodes
         self.with_keda = keda
+        self.keda_settings = dict(keda_settings or {})
         self.audit = audit
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="usersession-cluster-"))
@@ -72,6 +75,7 @@ class LocalCluster(Started):
         self.audit_log = self.workdir / "audit.log"
         self._redis: Component | None = None
         self._keda: Component | None = None
+        self._apiserver: Component | None = None
         self._pki: Pki | None = None
 
     @property
@@ -146,7 +150,7 @@ class LocalCluster(Started):
                 # rotated (the default rotates at 100 MB), so offsets stay valid.
                 "--audit-log-maxsize": 1_000_000,
             }
-        apiserver = self._launch("kube-apiserver", bin_dir, apiserver_flags)
+        self._apiserver = apiserver = self._launch("kube-apiserver", bin_dir, apiserver_flags)
         # On SIGTERM it stops serving at once, then its process lingers until killed:
         # a throwaway cluster need not wait the usual ten seconds for it.
         apiserver.grace = 2.0
@@ -228,12 +232,39 @@ class LocalCluster(Started):
             return
         if self._keda in self.components:
             self.components.remove(self._keda)
-        self._keda = launch_keda(self.admin, self.kubeconfig, self.workdir, self.pki)
+        self._keda = launch_keda(
+            self.admin, self.kubeconfig, self.workdir, self.pki, self.keda_settings
+        )
         self.components.append(self._keda)
 
-    def stop_keda(self) -> None:
+    def stop_keda(self, kill: bool = False) -> None:
         if self._keda is not None:
-            self._keda.stop()
+            self._keda.kill() if kill else self._keda.stop()
+
+    # -- faults (tests/chaos) ------------------------------------------------
+
+    def restart_apiserver(self) -> None:
+        """SIGKILL the API server and start it again on the same port and etcd: every
+        client's connections and watches break, and must find their way back."""
+        assert self._apiserver is not None
+        self._apiserver.kill()
+        self._apiserver.start()
+        self._apiserver.wait_until(lambda: self.api_ok("/readyz"), 120, "ready")
+
+    def pause_redis(self) -> None:
+        """Redis stops answering (SIGSTOP): connections stay open, every command hangs."""
+        if self._redis is not None:
+            self._redis.pause()
+
+    def resume_redis(self) -> None:
+        if self._redis is not None:
+            self._redis.resume()
+
+    def kill_redis(self) -> None:
+        """SIGKILL; start_redis() brings it back with what its append-only file holds
+        (every write: appendfsync always)."""
+        if self._redis is not None:
+            self._redis.kill()
 
     # -- redis -------------------------------------------------------------
 

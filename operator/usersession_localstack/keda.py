@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import urllib.error
+from collections.abc import Mapping
 from pathlib import Path
 
 from usersession_localstack import assets
@@ -21,8 +22,18 @@ from usersession_localstack.process import Component, argv
 KEDA_NAMESPACE = "keda"
 
 
-def launch_keda(admin: AdminApi, kubeconfig: Path, workdir: Path, pki: Pki) -> Component:
-    """Start keda-operator against the cluster and return it once it is ready."""
+def launch_keda(
+    admin: AdminApi,
+    kubeconfig: Path,
+    workdir: Path,
+    pki: Pki,
+    settings: Mapping[str, str] | None = None,
+) -> Component:
+    """Start keda-operator against the cluster and return it once it is ready.
+
+    settings: KEDA's own, beside the stack's: `--flag` names are flags
+    (--kube-api-qps), others environment variables (KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES).
+    """
     with contextlib.suppress(urllib.error.HTTPError):  # 409: there already
         admin.api(
             "POST",
@@ -46,6 +57,7 @@ def launch_keda(admin: AdminApi, kubeconfig: Path, workdir: Path, pki: Pki) -> C
         "--enable-webhook-patching": "false",
         "--enable-apiservice-patching": "false",
         "--zap-log-level": "info",
+        **{k: v for k, v in (settings or {}).items() if k.startswith("--")},
     }
     env = {
         "KUBECONFIG": str(kubeconfig),
@@ -53,6 +65,7 @@ def launch_keda(admin: AdminApi, kubeconfig: Path, workdir: Path, pki: Pki) -> C
         "POD_NAMESPACE": KEDA_NAMESPACE,
         "WATCH_NAMESPACE": "",  # all namespaces
         "HOME": str(workdir),
+        **{k: v for k, v in (settings or {}).items() if not k.startswith("--")},
     }
     command = argv(assets.keda_dir() / "keda-operator", flags)
     keda = Component("keda-operator", command, workdir / "logs", env=env)

@@ -28,7 +28,7 @@ from typing import Any
 from kubernetes import client, watch
 
 from usersession_localstack import assets
-from usersession_localstack.process import stop_process_group, stop_processes, with_parent
+from usersession_localstack.process import spawn, stop_process_group, stop_processes
 from usersession_operator.session.names import (
     COMPONENT_LABEL,
     COMPONENT_WORKER,
@@ -120,7 +120,10 @@ class PodRunner:
                             *key,
                             process.returncode,
                         )
-                        self.processes[key] = self._spawn(pod)
+                        try:
+                            self.processes[key] = self._spawn(pod)
+                        except Exception as exc:  # its Secret unreadable just now: next second
+                            log.info("worker of pod %s/%s not restarted yet: %s", *key, exc)
 
     def _sync(self, pods: Mapping[PodKey, Any]) -> None:
         with self._lock:
@@ -157,8 +160,8 @@ class PodRunner:
         log_path = self.log_dir / f"worker-{pod.metadata.namespace}-{pod.metadata.name}.log"
         log.info("pod %s/%s is Running: starting its worker", *_key(pod))
         with log_path.open("ab") as out:
-            return subprocess.Popen(
-                with_parent([sys.executable, str(WORKER)]),
+            return spawn(
+                [sys.executable, str(WORKER)],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

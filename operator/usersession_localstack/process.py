@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 
 class ComponentFailed(RuntimeError):
@@ -18,7 +19,7 @@ class ComponentFailed(RuntimeError):
 
 
 def with_parent(argv: Sequence[str]) -> list[str]:
-    """argv, run so that it dies with this process.
+    """argv, run so that it dies with this process (start it with spawn()).
 
     If the Python process is killed outright (SIGKILL, OOM), its finally blocks
     never run; the kernel then sends the child SIGTERM (PR_SET_PDEATHSIG, which
@@ -28,6 +29,21 @@ def with_parent(argv: Sequence[str]) -> list[str]:
     """
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
+
+
+# The kernel's "parent" for PR_SET_PDEATHSIG is the thread that forked, not the
+# process: a child started from a short-lived thread (a test's, or a chaos fault
+# that restarts the API server) would get SIGTERM the moment that thread ends.
+# Every child is therefore forked by this one thread, which lives as long as the
+# process does.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
+
+
+def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen(with_parent(argv), **popen), forked by the long-lived spawner
+    thread so that the child dies with this process and only with it."""
+    argv = with_parent(argv)
+    return _SPAWNER.submit(lambda: subprocess.Popen(argv, **popen)).result()
 
 
 class Component:
@@ -48,8 +64,8 @@ class Component:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                with_parent(self.argv),
+            self._proc = spawn(
+                self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -91,6 +107,21 @@ class Component:
 
     def stop(self) -> None:
         stop_all([self])
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would end it: no shutdown at all."""
+        if self._proc is not None:
+            _signal(self._proc, signal.SIGKILL)
+            self._proc.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: it keeps its sockets open and answers nothing (a hung server)."""
+        if self._proc is not None:
+            _signal(self._proc, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            _signal(self._proc, signal.SIGCONT)
 
 
 def stop_all(components: Iterable[Component]) -> None:

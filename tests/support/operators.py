@@ -22,7 +22,7 @@ from kubernetes.client import ApiException
 from support.sessions import operator_metric
 from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port
-from usersession_localstack.process import with_parent
+from usersession_localstack.process import spawn
 
 OPERATOR = Path(sys.executable).with_name("usersession-operator")
 
@@ -92,9 +92,9 @@ def start_operator(
         **(env or {}),
     }
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            with_parent([str(OPERATOR), "run"]),  # exec'd by setpriv: the pid is the operator's
+    with log_path.open("ab") as out:  # a restarted replica adds to its log
+        process = spawn(
+            [str(OPERATOR), "run"],  # exec'd by setpriv: the pid is the operator's
             env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
