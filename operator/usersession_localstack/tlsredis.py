@@ -29,8 +29,11 @@ SESSION_COMMANDS = (
     "+hello",
     "+select",
     "+ping",
-    # operator: poll, keyspace events and the work channel, finalizer cleanup
+    # operator: poll (one script per round trip), keyspace events and the work
+    # channel, finalizer cleanup
     "+llen",
+    "+evalsha",
+    "+script|load",
     "+subscribe",
     "+unsubscribe",
     "+exists",

@@ -9,7 +9,7 @@ from usersession_operator.session.redisrefs import KeyRef, RedisTls
 from usersession_operator.settings import OperatorSettings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueueTarget:
     """Where one session's queue lives, and which Secrets hold its credentials."""
 
@@ -24,6 +24,26 @@ class QueueTarget:
     tls: RedisTls | None = None
     # The name the server's certificate is checked against, when not host.
     server_name: str | None = None
+
+    @property
+    def queue_key(self) -> bytes:
+        """The queue's name as Redis takes it (encoded once per poll, not per command)."""
+        return self.queue.encode()
+
+    @property
+    def credentials_ref(self) -> tuple[object, ...]:
+        """Everything but the list: sessions with the same one share server and credentials."""
+        return (
+            self.host,
+            self.port,
+            self.database,
+            self.secret_namespace,
+            self.secret_name,
+            self.secret_key,
+            self.username,
+            self.tls,
+            self.server_name,
+        )
 
     @classmethod
     def of(cls, session: Session, settings: OperatorSettings) -> QueueTarget:
