@@ -11,9 +11,11 @@ from typing import Any
 from usersession_operator.status.observation import Observation
 from usersession_operator.status.times import timestamp
 
-# Ready reasons saying the session will not wake: worth a Warning event when they appear.
+# Ready reasons saying the session will not wake (or its spec was not applied):
+# worth a Warning event when they appear.
 SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
-START_TIMEOUT = "StartTimeout"
+RECONCILE_FAILED = "ReconcileFailed"
+START_TIMEOUT, WAKE_TIMEOUT = "StartTimeout", "WakeTimeout"
 STORAGE_NOT_BOUND, STORAGE_LOST = "StorageNotBound", "StorageLost"
 
 
@@ -25,9 +27,11 @@ def new_warning(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> tupl
     after = ready_condition(desired)
     reason = after.get("reason")
     if reason not in (
+        RECONCILE_FAILED,
         SCALER_FAILED,
         REDIS_UNREACHABLE,
         START_TIMEOUT,
+        WAKE_TIMEOUT,
         STORAGE_NOT_BOUND,
         STORAGE_LOST,
     ):

@@ -31,6 +31,10 @@ class Observation:
     redis_error: str | None = None
     reconcile_error: str | None = None
     start_timeout_seconds: int = DEFAULT_START_TIMEOUT_SECONDS
+    # Messages at or below this wait asleep (KEDA's activationListLength).
+    activation_length: int = 0
+    # Whether the ScaledObject has the operator's external-push trigger.
+    push_trigger: bool = False
     # The session's claim: wanted when spec.storage is set; what the watch shows.
     claim_wanted: bool = False
     claim: Mapping[str, Any] | None = None

@@ -13,11 +13,13 @@ from typing import Any
 
 from usersession_operator.session.model import Phase
 from usersession_operator.status.conditions import (
+    RECONCILE_FAILED,
     REDIS_UNREACHABLE,
     SCALER_FAILED,
     START_TIMEOUT,
     STORAGE_LOST,
     STORAGE_NOT_BOUND,
+    WAKE_TIMEOUT,
     keda_message,
     keda_ready,
 )
@@ -32,7 +34,7 @@ def phase_of(
     if obs.deleting:
         return Phase.TERMINATING, Phase.TERMINATING, "the session is being deleted"
     if obs.reconcile_error:
-        return Phase.DEGRADED, "ReconcileFailed", obs.reconcile_error
+        return Phase.DEGRADED, RECONCILE_FAILED, obs.reconcile_error
     if observed is None:
         # Children seen through their watches before the first reconcile has
         # finished applying them all: not yet something to promise a wake on.
@@ -74,7 +76,7 @@ def phase_of(
     # will not wake on the next message (nor sleep when idle): Ready must not
     # promise that, whether the pod is up or not.
     keda = keda_ready(obs.scaled_object)
-    if keda is not None and keda.get("status") == "False":
+    if keda is not None and keda.get("status") == "False" and not _only_push_failing(obs, keda):
         return (
             Phase.DEGRADED,
             SCALER_FAILED,
@@ -93,7 +95,36 @@ def phase_of(
         if late is not None:
             return Phase.DEGRADED, START_TIMEOUT, late
         return Phase.WAKING, Phase.WAKING, "scaled up; waiting for the pod to become ready"
+    unwoken = _not_woken(obs)
+    if unwoken is not None:
+        return Phase.DEGRADED, WAKE_TIMEOUT, unwoken
     return Phase.SLEEPING, Phase.SLEEPING, "scaled to zero; the next message on the queue wakes it"
+
+
+def _not_woken(obs: Observation) -> str | None:
+    """Why a sleeping session with work waiting is not woken, once it has waited the start
+    timeout: Ready promised the next message wakes it, and nothing scaled it up (KEDA
+    down or not acting). Messages at or below activationLength wait asleep by design."""
+    waiting = (obs.queue_depth or 0) > obs.activation_length or (obs.processing_depth or 0) > 0
+    if not waiting or obs.wake_started is None:
+        return None
+    limit = obs.start_timeout_seconds
+    if (obs.now - obs.wake_started).total_seconds() < limit:
+        return None
+    return f"work has waited {limit}s and the session was not scaled up: is KEDA running?"
+
+
+def _only_push_failing(obs: Observation, keda: Mapping[str, Any]) -> bool:
+    """KEDA's TriggerError names no trigger. With the push path on, the queue read fine
+    by the operator (the same Redis KEDA's redis trigger reads), it is the push trigger
+    failing: the operator restarting, a failover. The session still wakes, at KEDA's
+    own poll of the queue, so Ready stays True (ScalerReady says what KEDA said)."""
+    return (
+        obs.push_trigger
+        and keda.get("reason") == "TriggerError"
+        and obs.redis_error is None
+        and obs.queue_depth is not None
+    )
 
 
 def _claim_phase(obs: Observation) -> str | None:
