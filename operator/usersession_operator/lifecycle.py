@@ -29,15 +29,14 @@ from usersession_operator.kube.writes import Kube
 from usersession_operator.leadership import endpoints, standby
 from usersession_operator.queues.connections import RedisConnections
 from usersession_operator.reconcile.controller import Controller
-from usersession_operator.runtime import looplag, memory
-from usersession_operator.runtime.bookkeeping import Bookkeeping
-from usersession_operator.session.model import FINALIZER, GROUP, InvalidSession
+from usersession_operator.runtime import budget, looplag, memory
+from usersession_operator.session.model import InvalidSession
 from usersession_operator.settings import OperatorSettings
 from usersession_operator.wake import pushscaler
 
 log = logging.getLogger(__name__)
 
-_TASKS = ("poller", "reactor", "loop_lag", "trim")
+_TASKS = ("poller", "reactor", "loop_lag", "trim", "freeze")
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
@@ -47,21 +46,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
         config.check()
     except InvalidSession as exc:
         raise kopf.PermanentError(str(exc)) from exc
-    # kopf's bookkeeping stays in memory (see runtime/bookkeeping.py); the
-    # finalizer is under our own domain.
-    settings.persistence.finalizer = FINALIZER
-    bookkeeping = Bookkeeping(prefix=GROUP)
-    bookkeeping.install(settings)
-    # Events only for what needs a human; a success event per reconcile is an
-    # API write per reconcile.
-    settings.posting.level = logging.WARNING
-    if config.log_level != "DEBUG":
-        # kopf logs a line per handled watch event; that drowns the operator's own.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # kopf runs the process (these activities, login, probes, signals); it handles
+    # no resource: sessions and children come from the controller's own watches.
+    settings.scanning.disabled = True
     # First, so that a taken port stops the operator before it has started
     # anything; guarded because kopf reruns this handler after a temporary error.
     if config.metrics_port and "metrics_server" not in memo:
         memo["metrics_server"] = _serve_metrics(config)
+    limit = budget.memory_limit()
+    if limit is not None:
+        metrics.MEMORY_LIMIT.set(limit)
     # A standby waits here: kopf starts no watch before this handler returns.
     await standby.lead(config, memo)
     # Blocking API calls run in this many threads, over as many connections.
@@ -71,11 +65,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
     api_client = await asyncio.to_thread(operator_api_client)
     secrets = Secrets(api_client, CALL_TIMEOUT)
     connections = RedisConnections(secrets.secret, secrets.config_map)
-    controller = Controller(config, Kube(api_client), connections, forget=bookkeeping.forget)
+    controller = Controller(config, Kube(api_client), connections)
     await controller.start()
     memo["controller"] = controller
     memo["loop_lag"] = asyncio.create_task(looplag.measure_forever(), name="loop-lag")
     memo["trim"] = asyncio.create_task(memory.trim_forever(), name="malloc-trim")
+    memo["freeze"] = asyncio.create_task(
+        memory.freeze_after(controller.queue.settle()), name="gc-freeze"
+    )
     if config.push_port and "push_server" not in memo:
         memo["push_server"] = await _serve_push(controller, config)
         metrics.PUSH_STREAMS.set_function(controller.poller.push.streams)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from usersession_operator.builders import CHILD_KINDS
 from usersession_operator.session.model import Phase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# process_resident_memory_bytes, process_cpu_seconds_total, open file descriptors...
+ProcessCollector(registry=REGISTRY)
 
 SESSIONS = Gauge("usersession_sessions", "UserSessions by phase", ["phase"], registry=REGISTRY)
 QUEUE_DEPTH = Gauge(
@@ -63,6 +65,27 @@ EXPIRED = Counter(
 PUSH_STREAMS = Gauge(
     "usersession_push_streams",
     "KEDA's open fast-wake streams (one per ScaledObject while KEDA is connected)",
+    registry=REGISTRY,
+)
+KNOWN_SESSIONS = Gauge(
+    "usersession_known_sessions",
+    "UserSessions the operator holds in memory (all it watches, in any phase)",
+    registry=REGISTRY,
+)
+CAPACITY = Gauge(
+    "usersession_capacity_sessions",
+    "The session count this operator is sized for (USERSESSION_CAPACITY; 0: not stated)",
+    registry=REGISTRY,
+)
+MEMORY_LIMIT = Gauge(
+    "usersession_memory_limit_bytes",
+    "The operator's memory limit (its cgroup, or the chart's USERSESSION_MEMORY_LIMIT); "
+    "absent when it has none",
+    registry=REGISTRY,
+)
+WORK_QUEUE = Gauge(
+    "usersession_work_queue_sessions",
+    "Sessions waiting for a worker to reconcile or finalize them (at the last poll)",
     registry=REGISTRY,
 )
 LEADER = Gauge(

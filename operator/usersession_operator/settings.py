@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from usersession_operator.session.model import parse_address
+from usersession_operator.session.model import InvalidSession, parse_address
 from usersession_operator.session.redisrefs import RedisDefaults, auth_defaults_from_env
 
 ENV_PREFIX = "USERSESSION_"
@@ -107,6 +107,15 @@ class OperatorSettings:
     # developing). The password always comes from the session's Secret.
     redis_operator_address: str | None = None
     poll_interval_seconds: float = 5.0
+    # Sessions reconciled or finalized side by side. Each waits mostly on the API
+    # server; more would queue more writes at once during a takeover, not finish sooner.
+    workers: int = 16
+    # The session count the operator's resources were sized for (0: not stated); past
+    # it, a warning (runtime/budget.py). The chart sets it with the memory limit.
+    capacity: int = 0
+    # This replica's own Pod (POD_NAMESPACE, POD_NAME), when it runs in one: the
+    # object its own events (past capacity, say) are about.
+    pod: tuple[str, str] | None = None
     # How long the finalizer keeps retrying Redis cleanup before it gives up,
     # emits a Warning event naming the keys left behind, and lets deletion finish.
     cleanup_timeout_seconds: float = 600.0
@@ -133,6 +142,10 @@ class OperatorSettings:
 
     def check(self) -> None:
         """Refuse settings that would fail every session (raises InvalidSession)."""
+        if self.workers < 1:
+            raise InvalidSession(f"USERSESSION_WORKERS must be at least 1, got {self.workers}")
+        if self.capacity < 0:
+            raise InvalidSession(f"USERSESSION_CAPACITY must be 0 or more, got {self.capacity}")
         parse_address(self.redis.address, "USERSESSION_REDIS_ADDRESS")
         if self.push_address:
             parse_address(self.push_address, "USERSESSION_PUSH_ADDRESS")
@@ -177,6 +190,13 @@ class OperatorSettings:
             redis=redis,
             redis_operator_address=env.get(ENV_PREFIX + "REDIS_OPERATOR_ADDRESS") or None,
             poll_interval_seconds=number("POLL_INTERVAL", defaults.poll_interval_seconds, float),
+            workers=number("WORKERS", defaults.workers, int),
+            capacity=number("CAPACITY", defaults.capacity, int),
+            pod=(
+                (env["POD_NAMESPACE"], env["POD_NAME"])
+                if env.get("POD_NAMESPACE") and env.get("POD_NAME")
+                else None
+            ),
             cleanup_timeout_seconds=number(
                 "CLEANUP_TIMEOUT", defaults.cleanup_timeout_seconds, float
             ),

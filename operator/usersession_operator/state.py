@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +18,11 @@ from usersession_operator.session.names import INSTANCE_LABEL, child_name
 
 Key = tuple[str, str]  # (namespace, name)
 
+# A child whose content nothing reads, only its existence: one shared object for all.
+PRESENT: dict[str, Any] = {"metadata": {}}
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class QueueReading:
     depth: int | None  # messages waiting (LLEN Q); None when the poll failed
     processing: int | None = None  # messages in flight (LLEN Q:processing)
@@ -32,10 +34,11 @@ class QueueReading:
         return (self.depth or 0) + (self.processing or 0) > 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReconcileResult:
     generation: int | None  # generation the last reconcile acted on, successfully or not
     error: str | None = None
+    permanent: bool = False  # an error only a new spec can fix (an invalid session)
 
 
 @dataclass
@@ -58,17 +61,15 @@ class ClusterState:
     matched: dict[Key, dict[str, str]] = field(default_factory=dict)
     # Sessions with spec.expireAfterIdleSeconds: the few expiry looks at after a poll.
     expiring: set[Key] = field(default_factory=set)
-    # Sessions not reconciled yet, and since when (monotonic): see Controller.resync.
-    unreconciled: dict[Key, float] = field(default_factory=dict)
     _by_instance: dict[Key, Key] = field(default_factory=dict)
 
     # -- sessions --------------------------------------------------------------
 
     def upsert_session(self, body: Mapping[str, Any]) -> Key:
         key = _key(body)
-        self.sessions[key] = _session_snapshot(body)
-        if key not in self.reconciled:
-            self.unreconciled.setdefault(key, time.monotonic())
+        # Once the operator has written (or read back) a status, written_status is
+        # its copy: a second one in the snapshot would only double the memory.
+        self.sessions[key] = _session_snapshot(body, with_status=key not in self.written_status)
         if (body.get("spec") or {}).get("expireAfterIdleSeconds") is not None:
             self.expiring.add(key)
         else:
@@ -83,7 +84,6 @@ class ClusterState:
             table.pop(key, None)
         self.matched.pop(self.child_key(key), None)
         self.expiring.discard(key)
-        self.unreconciled.pop(key, None)
 
     def session_for_child(self, child: Mapping[str, Any]) -> Key | None:
         instance = (child.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
@@ -106,9 +106,11 @@ class ClusterState:
         instance = (body.get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
         if not instance:
             return
-        key = (body["metadata"]["namespace"], instance)
+        key = (sys.intern(body["metadata"]["namespace"]), sys.intern(instance))
         if deleted:
             table.pop(key, None)
+        elif table is self.trigger_authentications:
+            table[key] = PRESENT  # status asks only whether it exists
         else:
             table[key] = _trimmed(body)
 
@@ -170,10 +172,10 @@ def _metadata(body: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _session_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
-    # kopf hands out live views; keep plain data that later events cannot mutate.
+def _session_snapshot(body: Mapping[str, Any], with_status: bool) -> dict[str, Any]:
+    # Plain data that later events cannot mutate, strings interned.
     snapshot = {"metadata": _metadata(body)}
-    for part in ("apiVersion", "kind", "spec", "status"):
+    for part in ("apiVersion", "kind", "spec", *(("status",) if with_status else ())):
         if part in body:
             snapshot[part] = _compact(body[part])
     return snapshot
@@ -194,7 +196,7 @@ def _trimmed(body: Mapping[str, Any], whole_status: bool = False) -> dict[str, A
     judged when the object arrives, against the full object, and kept in
     ClusterState.matched."""
     meta = body.get("metadata") or {}
-    kept_meta = {k: meta[k] for k in _CHILD_METADATA if k in meta}
+    kept_meta = {k: _compact(meta[k]) for k in _CHILD_METADATA if k in meta}
     keda = {
         k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(_KEDA_ANNOTATIONS)
     }
@@ -207,6 +209,21 @@ def _trimmed(body: Mapping[str, Any], whole_status: bool = False) -> dict[str, A
     status = body.get("status") or {}
     if not whole_status:
         status = {k: status[k] for k in _CHILD_STATUS if k in status}
+        if "conditions" in status:
+            status["conditions"] = [c for c in status["conditions"] or () if _read(c)]
     if status:
         trimmed["status"] = _compact(status)
     return trimmed
+
+
+def _read(condition: Mapping[str, Any]) -> bool:
+    """The conditions status reads of a child: KEDA's Ready on a ScaledObject, and a
+    Deployment's failures (ReplicaFailure, a progress deadline exceeded). The rest
+    (KEDA's Active, Fallback and Paused; a Deployment's Available and healthy
+    Progressing, with per-object messages) is most of a child's status."""
+    kind = condition.get("type")
+    return (
+        kind == "Ready"
+        or (kind == "ReplicaFailure" and condition.get("status") == "True")
+        or (kind == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded")
+    )

@@ -310,7 +310,7 @@ def test_the_username_and_client_key_appear_in_no_status_event_child_or_log(
     seen["the session API's metrics"] = alice.call("GET", "/metrics").text
     seen["the logs of the operator and the session API"] = "\n".join(operator_log.lines)
     assert "RedisCleanupFailed" in seen["events"]
-    assert "DEBUG kopf.objects" in seen["the logs of the operator and the session API"]
+    assert "DEBUG urllib3.connectionpool" in seen["the logs of the operator and the session API"]
     key_lines = tls_redis.files.client_key.read_text().splitlines()[1:-1]
     secrets = {
         "the ACL username": tls_redis.username,

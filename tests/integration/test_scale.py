@@ -59,7 +59,7 @@ def test_a_new_session_costs_six_writes_at_most_each_one_named(
         writes = audit.by_resource(audit.writes(cluster, since, ns))
     # docs/architecture.md's list: the finalizer, one apply per child, the first status and
     # the one that says KEDA is ready.
-    assert writes["usersessions"] == 1, writes  # the finalizer, nothing of kopf's
+    assert writes["usersessions"] == 1, writes  # the finalizer, nothing else
     assert writes["triggerauthentications"] == 1, writes
     assert writes["deployments"] == 1, writes  # created by the seed, replicas 0
     assert writes["scaledobjects"] == 1, writes
@@ -68,7 +68,7 @@ def test_a_new_session_costs_six_writes_at_most_each_one_named(
     session = api.session(ns, name)
     assert session is not None
     kept = [k for k in session["metadata"].get("annotations") or {} if "sessions.ai-infra.dev" in k]
-    assert kept == [], "kopf's bookkeeping belongs in memory, not in the object"
+    assert kept == [], "no bookkeeping of ours belongs in the object"
 
 
 def test_a_restart_writes_nothing_for_unchanged_sessions_and_catches_up_on_changed_ones(

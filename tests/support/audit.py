@@ -12,7 +12,7 @@ from typing import Any
 
 from usersession_localstack.cluster import LocalCluster
 
-# The operator's own client, and kopf's (the finalizer, its retries' wake-ups).
+# The operator's own client (kopf's writes nothing for sessions since it handles none).
 OPERATOR_AGENTS = ("usersession-operator", "kopf/")
 
 

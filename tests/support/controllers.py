@@ -44,10 +44,18 @@ class RecordingKube:
         self.patches.append(copy.deepcopy(patch))
         self.calls.append(f"status {patch.get('phase')}")
 
+    def set_finalizers(
+        self, namespace: str, name: str, before: list[str], after: list[str]
+    ) -> bool:
+        self.calls.append(f"finalizers {after}")
+        return True
+
     def delete_session(self, namespace: str, name: str, uid: str | None = None) -> None:
         self.calls.append(f"delete {name} {uid}")
 
-    def post_event(self, session: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    def post_event(
+        self, session: dict[str, Any], type_: str, reason: str, message: str, *kind: str
+    ) -> None:
         if self.event_error is not None:
             raise self.event_error
         self.events.append((session["metadata"]["name"], type_, reason, message))
@@ -60,7 +68,7 @@ class NoKeyspaceEvents:
     def add(self, *_: Any) -> None:
         return None
 
-    def sync(self, *_: Any) -> None:
+    def remove(self, *_: Any) -> None:
         return None
 
     async def close(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from usersession_operator.session.names import INSTANCE_LABEL, MAX_CHILD_NAME, child_name, labels
-from usersession_operator.state import ClusterState, QueueReading, ReconcileResult
+from usersession_operator.state import PRESENT, ClusterState, QueueReading, ReconcileResult
 
 NAMESPACE = "team-a"
 LONG_NAME = ("user-session-for-" + "x" * 300)[:253]
@@ -133,7 +133,6 @@ def test_forgetting_an_unknown_session_is_harmless() -> None:
     [
         ("deployments", "Deployment"),
         ("scaled_objects", "ScaledObject"),
-        ("trigger_authentications", "TriggerAuthentication"),
     ],
 )
 def test_child_is_recorded_by_instance_label_and_leads_back_to_its_session(
@@ -152,6 +151,19 @@ def test_child_is_recorded_by_instance_label_and_leads_back_to_its_session(
     assert kept["metadata"]["name"] == body["metadata"]["name"]
     assert kept["status"] == body["status"]
     assert state.session_for_child(body) == key
+
+
+@pytest.mark.parametrize("name", ["alice", LONG_NAME], ids=["short", "253-characters"])
+def test_a_trigger_authentication_is_kept_as_present_only(name: str) -> None:
+    # Status asks only whether it exists: one shared object stands for all of them.
+    state = ClusterState()
+    key = state.upsert_session(session(name))
+    body = child("TriggerAuthentication", name)
+    state.record_child(state.trigger_authentications, body, deleted=False)
+    assert state.trigger_authentications[state.child_key(key)] is PRESENT
+    assert state.session_for_child(body) == key
+    state.record_child(state.trigger_authentications, body, deleted=True)
+    assert state.child_key(key) not in state.trigger_authentications
 
 
 def test_long_session_name_is_not_its_instance_label() -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class Watch:
         self._response: Any = None
         # namespace/name of every object delivered and not deleted: a relisting
         # (after the watch expired) reports the ones that went meanwhile.
-        self._known: set[tuple[str, str]] = set()
+        self._known: dict[str, set[str]] = {}  # namespace -> names
         self._thread = threading.Thread(
             target=self._run, name=f"watch-{resource.plural}", daemon=True
         )
@@ -155,11 +156,12 @@ class Watch:
                 backoff = min(backoff * 2, _BACKOFF_MAX)
 
     def _relist(self) -> str:
-        seen: set[tuple[str, str]] = set()
+        seen: dict[str, set[str]] = {}
         version = ""
         for page in pages(self._list, self.label_selector):
             for item in page.get("items") or []:
-                seen.add(_name(item))
+                namespace, name = _name(item)
+                seen.setdefault(namespace, set()).add(name)
                 self._send("ADDED", item)
             version = str(page["metadata"]["resourceVersion"])
             del page
@@ -167,8 +169,9 @@ class Watch:
             # objects, and a listing of thousands would otherwise sit in memory
             # at once (memory the allocator then rarely gives back).
             self._caught_up()
-        for namespace, name in self._known - seen:
-            self._send("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+        for namespace, names in self._known.items():
+            for name in names - seen.get(namespace, set()):
+                self._send("DELETED", {"metadata": {"namespace": namespace, "name": name}})
         self._known = seen
         self.last_error = None
         if self._loop is not None:
@@ -200,10 +203,11 @@ class Watch:
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind == "BOOKMARK":
                     continue
+                namespace, name = _name(obj)
                 if kind == "DELETED":
-                    self._known.discard(_name(obj))
+                    self._known.get(namespace, set()).discard(name)
                 else:
-                    self._known.add(_name(obj))
+                    self._known.setdefault(namespace, set()).add(name)
                 self._send(str(kind), obj)
         finally:
             response, self._response = self._response, None
@@ -264,4 +268,5 @@ def _events(response: Any) -> Iterator[dict[str, Any]]:
 
 def _name(obj: dict[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    # Interned: every watch of a session's kinds holds its name, and one copy serves.
+    return sys.intern(str(meta.get("namespace") or "")), sys.intern(str(meta.get("name") or ""))

@@ -27,6 +27,7 @@ _EVENT_MESSAGE_LIMIT = 1024
 
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
 
 _RESOURCES = {c.kind: (c.group, c.version, c.plural) for c in CHILD_KINDS}
 
@@ -138,12 +139,17 @@ class Kube:
         )
         drain(response)
 
-    def post_event(self, session: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event about a UserSession, for callers outside kopf's handlers.
-
-        kopf.warn needs a queue kopf only sets up while it handles an object's
-        watch event, so it fails in the poller.
-        """
+    def post_event(
+        self,
+        session: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        kind: str = KIND,
+        api_version: str = API_VERSION,
+    ) -> None:
+        """A core/v1 Event about a UserSession (or, with kind, another object: the
+        operator's own Pod)."""
         meta = session["metadata"]
         now = dt.datetime.now(dt.UTC)
         if len(message) > _EVENT_MESSAGE_LIMIT:
@@ -153,8 +159,8 @@ class Kube:
                 generate_name=f"{FIELD_MANAGER}-", namespace=meta["namespace"]
             ),
             involved_object=client.V1ObjectReference(
-                api_version=API_VERSION,
-                kind=KIND,
+                api_version=api_version,
+                kind=kind,
                 namespace=meta["namespace"],
                 name=meta["name"],
                 uid=meta.get("uid"),
@@ -171,6 +177,35 @@ class Kube:
             meta["namespace"], event, _preload_content=False, **self._timeout
         )
         drain(response)
+
+    def set_finalizers(
+        self, namespace: str, name: str, before: list[str], after: list[str]
+    ) -> bool:
+        """Change a UserSession's finalizers from `before` to `after`; False, with nothing
+        written, when someone changed them since (a JSON patch that tests them first:
+        other writes, status ones included, cannot make it conflict)."""
+        patch: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/finalizers", "value": before or None},
+            {"op": "add", "path": "/metadata/finalizers", "value": after},
+        ]
+        try:
+            response = self.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                patch,
+                _content_type=_JSON_PATCH,
+                _preload_content=False,
+                **self._timeout,
+            )
+        except ApiException as exc:
+            if exc.status == 422:  # the test failed: the list is not what we read
+                return False
+            raise
+        drain(response)
+        return True
 
     def delete_session(self, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete a UserSession; with uid, only if it is still the one with this uid (not

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from redis.exceptions import ResponseError
 
@@ -37,34 +37,54 @@ class KeyspaceWatcher:
         self.connections = connections
         self.changed = changed
         self._channels: dict[Server, dict[str, Key]] = {}
+        self._followed: dict[Key, tuple[Server, tuple[str, str]]] = {}
+        # What the listener of a server has still to (un)subscribe: kept apart so that
+        # ten thousand channels are not compared on every message.
+        self._subscribe: dict[Server, set[str]] = {}
+        self._unsubscribe: dict[Server, set[str]] = {}
         self._targets: dict[Server, QueueTarget] = {}
         self._tasks: dict[Server, asyncio.Task[None]] = {}
 
-    def sync(self, targets: Mapping[Key, QueueTarget]) -> None:
-        """Follow exactly these sessions' lists (called after every poll)."""
-        wanted: dict[Server, dict[str, Key]] = {}
-        for key, target in targets.items():
-            _add(wanted, key, target)
-            self._targets.setdefault(_server(target), target)
-        self._channels = wanted
-        for server in wanted:
-            self._ensure_listening(server)
-        for server in list(self._tasks):
-            if server not in wanted:
-                self._tasks.pop(server).cancel()
-                self._targets.pop(server, None)
-
     def add(self, key: Key, target: QueueTarget) -> None:
-        """Follow one more session at once (a new one), not only from the next poll."""
-        _add(self._channels, key, target)
-        self._targets.setdefault(_server(target), target)
-        self._ensure_listening(_server(target))
-
-    def _ensure_listening(self, server: Server) -> None:
+        """Follow a session's lists from now on (again, after a change of its queue)."""
+        server = _server(target)
+        names = (
+            keyspace_channel(target.database, target.queue),
+            keyspace_channel(target.database, processing_key(target.queue)),
+        )
+        if self._followed.get(key) == (server, names):
+            return
+        self.remove(key)
+        channels = self._channels.setdefault(server, {})
+        for name in names:
+            channels[name] = key
+            self._subscribe.setdefault(server, set()).add(name)
+            self._unsubscribe.get(server, set()).discard(name)
+        self._followed[key] = (server, names)
+        self._targets.setdefault(server, target)
         if server not in self._tasks or self._tasks[server].done():
             self._tasks[server] = asyncio.create_task(
                 self._listen(server), name=f"keyspace-{server[0]}:{server[1]}/{server[2]}"
             )
+
+    def remove(self, key: Key) -> None:
+        """Stop following a session (gone, going, or moved to another queue)."""
+        followed = self._followed.pop(key, None)
+        if followed is None:
+            return
+        server, names = followed
+        channels = self._channels.get(server, {})
+        for name in names:
+            if channels.get(name) == key:
+                del channels[name]
+                self._unsubscribe.setdefault(server, set()).add(name)
+                self._subscribe.get(server, set()).discard(name)
+        if not channels:  # nobody left on that server: stop listening to it
+            self._channels.pop(server, None)
+            self._targets.pop(server, None)
+            task = self._tasks.pop(server, None)
+            if task is not None:
+                task.cancel()
 
     async def close(self) -> None:
         for task in self._tasks.values():
@@ -93,19 +113,21 @@ class KeyspaceWatcher:
         await _say_whether_enabled(client, server)
         pubsub = client.pubsub()
         work = work_channel(server[2])
+        # A new connection subscribes to everything followed now.
+        self._subscribe[server] = set(self._channels.get(server, {}))
+        self._unsubscribe[server] = set()
         await pubsub.subscribe(work)
-        subscribed: set[str] = set()
         try:
             while server in self._channels:
-                channels = self._channels[server]
-                new, gone = set(channels) - subscribed, subscribed - set(channels)
+                new, gone = self._subscribe[server], self._unsubscribe[server]
                 if new:
+                    self._subscribe[server] = set()
                     await pubsub.subscribe(*new)
-                    subscribed |= new
                 if gone:
+                    self._unsubscribe[server] = set()
                     await pubsub.unsubscribe(*gone)
-                    subscribed -= gone
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                channels = self._channels.get(server, {})
                 while message is not None:
                     channel = _text(message["channel"])
                     if channel == work:  # the data names the list, as a keyspace channel would
@@ -120,12 +142,6 @@ class KeyspaceWatcher:
 
 def _server(target: QueueTarget) -> Server:
     return target.host, target.port, target.database
-
-
-def _add(channels: dict[Server, dict[str, Key]], key: Key, target: QueueTarget) -> None:
-    of_server = channels.setdefault(_server(target), {})
-    of_server[keyspace_channel(target.database, target.queue)] = key
-    of_server[keyspace_channel(target.database, processing_key(target.queue))] = key
 
 
 async def _say_whether_enabled(client: object, server: Server) -> None:

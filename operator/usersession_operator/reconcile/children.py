@@ -25,7 +25,7 @@ from usersession_operator.builders import (
     initial_deployment,
     replicas_seed,
 )
-from usersession_operator.kube.client import ApiException, describe_api_error
+from usersession_operator.kube.client import ApiException, describe, unreachable
 from usersession_operator.kube.writes import Kube
 from usersession_operator.session.model import Session
 from usersession_operator.session.names import child_name
@@ -124,12 +124,11 @@ class Children:
         metrics.DRIFT_RESTORES.labels(kind.kind).inc()
         try:
             await self.apply(kind, session)
-        except ApiException as exc:
+        except Exception as exc:  # refused, or the API server away: the next event tries again
+            if not (isinstance(exc, ApiException) or unreachable(exc)):
+                raise
             log.warning(
-                "could not restore %s for %s/%s: %s",
-                kind.kind,
-                *session.key,
-                describe_api_error(exc),
+                "could not restore %s for %s/%s: %s", kind.kind, *session.key, describe(exc)
             )
 
 

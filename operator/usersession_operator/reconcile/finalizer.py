@@ -14,15 +14,19 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import kopf
-
 from usersession_operator import metrics
-from usersession_operator.kube.client import ApiException, describe_api_error
+from usersession_operator.kube.client import (
+    ApiException,
+    describe,
+    describe_api_error,
+    unreachable,
+)
 from usersession_operator.kube.writes import Kube
 from usersession_operator.queues.cleanup import delete_session_keys
 from usersession_operator.queues.connections import RedisConnections
 from usersession_operator.queues.targets import QueueTarget
 from usersession_operator.reconcile.parsed import ParsedSessions
+from usersession_operator.reconcile.queue import RetryLater
 from usersession_operator.reconcile.statuswriter import StatusWriter
 from usersession_operator.session.keys import processing_key
 from usersession_operator.session.model import InvalidSession
@@ -54,11 +58,13 @@ class Finalizer:
         self.parsed = parsed
         self.status = status
         self.cleanup = cleanup
+        self._attempts: dict[Key, int] = {}
 
-    async def finalize(self, key: Key, runtime: dt.timedelta, retry: int) -> None:
+    async def finalize(self, key: Key, runtime: dt.timedelta) -> None:
         """Remove the session's Redis keys; the children go by garbage collection.
 
-        Raises kopf.TemporaryError to be retried, with a delay that doubles up to 30 s.
+        runtime: how long the session has been waiting for this. Raises RetryLater,
+        with a delay that doubles up to 30 s, until the cleanup works or times out.
         """
         body = self.state.sessions[key]
         await self.status.refresh(key)
@@ -82,12 +88,15 @@ class Finalizer:
                 metrics.CLEANUPS.labels("abandoned").inc()
                 message = f"gave up after {limit:.0f}s ({reason}); keys left in Redis: {left}"
                 await self.status.warn(key, body, "RedisCleanupAbandoned", message)
+                self._attempts.pop(key, None)
                 return
             metrics.CLEANUPS.labels("retry").inc()
-            delay = min(30, 2 ** min(retry, 5))
+            retry = self._attempts[key] = self._attempts.get(key, 0) + 1
+            delay = min(30, 2 ** min(retry - 1, 5))
             message = f"{reason}; retrying in {delay}s (giving up after {limit:.0f}s)"
             await self.status.warn(key, body, "RedisCleanupFailed", message)
-            raise kopf.TemporaryError(reason, delay=delay) from exc
+            raise RetryLater(reason, delay) from exc
+        self._attempts.pop(key, None)
         metrics.CLEANUPS.labels("ok").inc()
         log.info("deleted Redis keys of %s/%s: %s", *key, removed)
 
@@ -110,8 +119,12 @@ class Finalizer:
             await asyncio.to_thread(self.kube.post_event, body, "Normal", "Expired", message)
             uid = str(body.get("metadata", {}).get("uid") or "")
             await asyncio.to_thread(self.kube.delete_session, *key, uid)
-        except ApiException as exc:
-            if exc.status not in (404, 409):  # gone, or replaced by a new one: nothing to do
-                log.warning("could not expire %s/%s: %s", *key, describe_api_error(exc))
+        except Exception as exc:
+            if not (isinstance(exc, ApiException) or unreachable(exc)):
+                raise
+            # Gone, or replaced by a new one (404, 409): nothing to do. Else the next
+            # poll tries again.
+            if not (isinstance(exc, ApiException) and exc.status in (404, 409)):
+                log.warning("could not expire %s/%s: %s", *key, describe(exc))
             return
         metrics.EXPIRED.inc()

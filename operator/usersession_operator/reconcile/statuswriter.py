@@ -16,7 +16,12 @@ from typing import Any
 
 from usersession_operator import metrics
 from usersession_operator.builders.scaledobject import PAUSED_REPLICAS_ANNOTATION
-from usersession_operator.kube.client import ApiException, describe_api_error
+from usersession_operator.kube.client import (
+    ApiException,
+    describe,
+    describe_api_error,
+    unreachable,
+)
 from usersession_operator.kube.writes import Kube
 from usersession_operator.reconcile.parsed import ParsedSessions
 from usersession_operator.runtime.background import Background
@@ -39,11 +44,16 @@ class StatusWriter:
         self.kube = kube
         self.parsed = parsed
         self._locks: dict[Key, asyncio.Lock] = {}
+        self._users: dict[Key, int] = {}  # refreshes holding or awaiting each lock
         self._scheduled: set[Key] = set()  # refreshes scheduled and not started yet
+        # Sessions whose status can change with the clock alone (time_matters), as of
+        # their last refresh: what a poll refreshes besides those whose lists changed.
+        self.clocked: set[Key] = set()
         self._background = Background("status refresh")
 
     def forget(self, key: Key) -> None:
         self._locks.pop(key, None)
+        self.clocked.discard(key)
 
     async def settle(self) -> None:
         await self._background.settle()
@@ -85,49 +95,69 @@ class StatusWriter:
             await asyncio.gather(*(self.refresh_settled(k) for k in batch))
 
     async def refresh(self, key: Key) -> None:
+        # A lock a session while a refresh of it runs, dropped after: thousands of
+        # idle sessions need none.
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            body = self.state.sessions.get(key)
-            if body is None:
-                return
-            previous = self.state.written_status.get(key, body.get("status") or {})
-            obs = self._observe(key, body)
-            started = wake_start(obs, previous.get("phase"))
-            if started is not None and obs.wake_started is None:
-                self.state.wake_started[key] = started
-                obs = dataclasses.replace(obs, wake_started=started)
-            desired = compute_status(obs, previous)
-            reading = self.state.queues.get(key)
-            idle = reading is None or not reading.busy
-            if desired["phase"] == Phase.SUSPENDED or (desired["phase"] == Phase.SLEEPING and idle):
-                # Not a wake any more. A Degraded one is: its clock keeps running, so
-                # the start timeout and the wake's duration count what the user waits.
-                self.state.wake_started.pop(key, None)
-            patch = status_patch(previous, desired)
-            if patch is None:
-                # Known to be current: the poll need not look again until something changes.
-                self.state.written_status.setdefault(key, dict(previous))
-                return
-            warning = new_warning(previous, desired)
-            if warning is not None:
-                # Before the write, so whoever sees the new status also finds the
-                # event; a refused write repeats it, which beats losing it.
-                await self.warn(key, body, *warning)
-            try:
-                await asyncio.to_thread(self.kube.patch_status, key[0], key[1], patch)
-            except ApiException as exc:
-                if exc.status != 404:  # gone already: nothing to report on
-                    log.warning("status update of %s/%s failed: %s", *key, describe_api_error(exc))
-                return
-            metrics.STATUS_PATCHES.inc()
-            self.state.written_status[key] = desired
-            woken = (
-                self.state.wake_started.pop(key, None)
-                if desired["phase"] == Phase.RUNNING
-                else None
-            )
-            if woken is not None and "lastWakeSeconds" in desired:
-                metrics.WAKE_SECONDS.observe(desired["lastWakeSeconds"])
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                await self._refresh(key)
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                self._locks.pop(key, None)
+        if key in self.state.sessions and self.time_matters(key):
+            self.clocked.add(key)
+        else:
+            self.clocked.discard(key)
+
+    async def _refresh(self, key: Key) -> None:
+        body = self.state.sessions.get(key)
+        if body is None:
+            return
+        previous = self.state.written_status.get(key, body.get("status") or {})
+        obs = self._observe(key, body)
+        started = wake_start(obs, previous.get("phase"))
+        if started is not None and obs.wake_started is None:
+            self.state.wake_started[key] = started
+            obs = dataclasses.replace(obs, wake_started=started)
+        desired = compute_status(obs, previous)
+        reading = self.state.queues.get(key)
+        idle = reading is None or not reading.busy
+        if desired["phase"] == Phase.SUSPENDED or (desired["phase"] == Phase.SLEEPING and idle):
+            # Not a wake any more. A Degraded one is: its clock keeps running, so
+            # the start timeout and the wake's duration count what the user waits.
+            self.state.wake_started.pop(key, None)
+        patch = status_patch(previous, desired)
+        if patch is None:
+            # Known to be current: the poll need not look again until something changes.
+            self.state.written_status.setdefault(key, dict(previous))
+            return
+        warning = new_warning(previous, desired)
+        if warning is not None:
+            # Before the write, so whoever sees the new status also finds the
+            # event; a refused write repeats it, which beats losing it.
+            await self.warn(key, body, *warning)
+        try:
+            await asyncio.to_thread(self.kube.patch_status, key[0], key[1], patch)
+        except ApiException as exc:
+            if exc.status != 404:  # gone already: nothing to report on
+                log.warning("status update of %s/%s failed: %s", *key, describe_api_error(exc))
+            return
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            # The API server is away (restarting, say): the next poll or event writes it.
+            log.warning("status update of %s/%s failed: %s", *key, describe(exc))
+            return
+        metrics.STATUS_PATCHES.inc()
+        self.state.written_status[key] = desired
+        woken = (
+            self.state.wake_started.pop(key, None) if desired["phase"] == Phase.RUNNING else None
+        )
+        if woken is not None and "lastWakeSeconds" in desired:
+            metrics.WAKE_SECONDS.observe(desired["lastWakeSeconds"])
 
     async def warn(self, key: Key, body: Mapping[str, Any], reason: str, message: str) -> None:
         """A Warning event about the session; failing to post it fails nothing else."""
@@ -144,10 +174,11 @@ class StatusWriter:
         session = self.parsed.get(key)
         if isinstance(session, Session):
             queue, start_timeout = session.queue_name, session.start_timeout_seconds
-            claim_wanted = session.storage is not None
+            claim_wanted, activation = session.storage is not None, session.activation_length
+            push = session.push_address is not None
         else:  # status still reports on an invalid session
             queue, start_timeout = default_queue_name(*key), DEFAULT_START_TIMEOUT_SECONDS
-            claim_wanted = False
+            claim_wanted, activation, push = False, 0, False
         child_key = self.state.child_key(key)
         reading = self.state.queues.get(key)
         reconciled = self.state.reconciled.get(key)
@@ -171,6 +202,8 @@ class StatusWriter:
             trigger_authentication=self.state.trigger_authentications.get(child_key),
             pods=list(self.state.pods.get(child_key, {}).values()),
             start_timeout_seconds=start_timeout,
+            activation_length=activation,
+            push_trigger=push,
             claim_wanted=claim_wanted,
             claim=self.state.claims.get(child_key),
             queue_depth=reading.depth if reading else None,

@@ -95,13 +95,13 @@ class InvalidSession(ValueError):
     """A UserSession the operator cannot act on; the message is meant for its owner."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecretKeyRef:
     name: str
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RedisTarget:
     host: str
     port: int
@@ -116,7 +116,7 @@ class RedisTarget:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Workload:
     image: str
     image_pull_policy: str | None = None
@@ -132,7 +132,7 @@ class Workload:
     termination_grace_period_seconds: int = DEFAULT_TERMINATION_GRACE_SECONDS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Storage:
     """A PersistentVolumeClaim of the session's own, mounted into its pod."""
 
@@ -149,7 +149,7 @@ class Storage:
         return self.deletion_policy == "Retain"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WarmSchedule:
     """Hours during which the session stays awake even when idle."""
 
@@ -159,7 +159,7 @@ class WarmSchedule:
     days: tuple[str, ...] = WEEKDAYS  # the days the window opens on
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     namespace: str
     name: str

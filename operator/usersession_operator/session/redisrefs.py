@@ -20,7 +20,7 @@ DEFAULT_CERT_KEY = "tls.crt"
 DEFAULT_KEY_KEY = "tls.key"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeyRef:
     """One key of a Secret or ConfigMap in the session's namespace."""
 
@@ -29,7 +29,7 @@ class KeyRef:
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RedisTls:
     """TLS to Redis. Without a CA the system's trusted CAs verify the server
     (what managed Redis with a public CA needs)."""
@@ -43,7 +43,7 @@ class RedisTls:
     server_name: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RedisAuthDefaults:
     """The operator-level defaults for sessions that leave these fields out."""
 
@@ -51,7 +51,7 @@ class RedisAuthDefaults:
     tls: RedisTls | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RedisDefaults:
     """The Redis a session falls back to when its spec.redis leaves fields out."""
 

@@ -52,6 +52,7 @@ class Poller:
     def forget(self, key: Key) -> None:
         """A session gone, going, or invalid: its lists are no longer read."""
         self.targets.pop(key, None)
+        self.watcher.remove(key)
         self._event_refreshed.pop(key, None)
         self._changed.discard(key)
 
@@ -68,7 +69,6 @@ class Poller:
         changed = self.record(readings)
         metrics.QUEUE_DEPTH.set(sum(r.depth or 0 for r in readings.values()))
         metrics.PROCESSING_DEPTH.set(sum(r.processing or 0 for r in readings.values()))
-        self.watcher.sync(targets)
         return changed
 
     async def read(self, targets: Mapping[Key, QueueTarget]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-import kopf
 import pytest
 
 from support.controllers import KEY, NAME, NAMESPACE, RecordingKube, body, refresh
@@ -13,6 +12,7 @@ from usersession_operator.queues.connections import RedisConnections
 from usersession_operator.queues.targets import QueueTarget
 from usersession_operator.reconcile.controller import Controller
 from usersession_operator.reconcile.finalizer import Finalizer
+from usersession_operator.reconcile.queue import RetryLater
 from usersession_operator.state import QueueReading
 
 
@@ -32,13 +32,17 @@ def test_the_finalizer_retries_while_redis_is_down_then_gives_up_naming_the_keys
     controller.state.upsert_session(going)
     limit = controller.settings.cleanup_timeout_seconds
 
-    with pytest.raises(kopf.TemporaryError):
-        asyncio.run(finalizer.finalize(KEY, dt.timedelta(seconds=1), retry=0))
+    with pytest.raises(RetryLater) as retry:
+        asyncio.run(finalizer.finalize(KEY, dt.timedelta(seconds=1)))
+    assert retry.value.delay == 1
+    with pytest.raises(RetryLater) as retry:
+        asyncio.run(finalizer.finalize(KEY, dt.timedelta(seconds=2)))
+    assert retry.value.delay == 2  # doubling
     assert kube.events[-1][2] == "RedisCleanupFailed"
     assert "Connection refused" in kube.events[-1][3]
 
     # Past the timeout: no more retries, and the event says what was left behind.
-    asyncio.run(finalizer.finalize(KEY, dt.timedelta(seconds=limit), retry=9))
+    asyncio.run(finalizer.finalize(KEY, dt.timedelta(seconds=limit)))
     assert kube.events[-1][2] == "RedisCleanupAbandoned"
     queue = f"usersession:{NAMESPACE}:{NAME}"
     assert f"{queue}, {queue}:processing, {queue}:reply:*" in kube.events[-1][3]
