@@ -138,12 +138,21 @@ class OperatorSettings:
     # With it, the leader writes the push Service's endpoints itself (the Service
     # has no selector, so KEDA reaches the leader and never a standby).
     push_endpoints: PushEndpoints | None = None
+    # "auto": ScaledObjects watch the processing list with a redis trigger of their
+    # own only without the push path (which reports work in flight already);
+    # "always": with it too (two Redis clients of KEDA's per session).
+    processing_trigger: str = "auto"
     leader_election: LeaderElection = field(default_factory=LeaderElection)
 
     def check(self) -> None:
         """Refuse settings that would fail every session (raises InvalidSession)."""
         if self.workers < 1:
             raise InvalidSession(f"USERSESSION_WORKERS must be at least 1, got {self.workers}")
+        if self.processing_trigger not in ("auto", "always"):
+            raise InvalidSession(
+                "USERSESSION_PROCESSING_TRIGGER must be auto or always, "
+                f"got {self.processing_trigger!r}"
+            )
         if self.capacity < 0:
             raise InvalidSession(f"USERSESSION_CAPACITY must be 0 or more, got {self.capacity}")
         parse_address(self.redis.address, "USERSESSION_REDIS_ADDRESS")
@@ -208,5 +217,6 @@ class OperatorSettings:
             push_address=env.get(ENV_PREFIX + "PUSH_ADDRESS") or None,
             push_tls_dir=env.get(ENV_PREFIX + "PUSH_TLS_DIR") or None,
             push_endpoints=push_endpoints_from_env(env),
+            processing_trigger=get("PROCESSING_TRIGGER", defaults.processing_trigger).lower(),
             leader_election=leader_election,
         )

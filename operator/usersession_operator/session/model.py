@@ -90,6 +90,9 @@ class Defaults(Protocol):
     @property
     def push_tls_dir(self) -> str | None: ...
 
+    @property
+    def processing_trigger(self) -> str: ...
+
 
 class InvalidSession(ValueError):
     """A UserSession the operator cannot act on; the message is meant for its owner."""
@@ -182,6 +185,8 @@ class Session:
     # Where KEDA reaches the operator's external-push scaler; None: no fast path.
     push_address: str | None = None
     push_tls: bool = False  # whether KEDA must dial it with TLS
+    # A redis trigger on the processing list too (builders/scaledobject.py says when).
+    processing_trigger: bool = True
 
     @property
     def key(self) -> tuple[str, str]:

@@ -95,6 +95,7 @@ def session_from_body(body: Mapping[str, Any], defaults: Defaults) -> Session:
         ),
         push_address=defaults.push_address,
         push_tls=defaults.push_tls_dir is not None,
+        processing_trigger=defaults.processing_trigger == "always" or not defaults.push_address,
     )
 
 

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from usersession_operator.builders.scaledobject import build_scaled_object
 from usersession_operator.session.model import Session, WarmSchedule
+from usersession_operator.session.spec import session_from_body
+from usersession_operator.settings import OperatorSettings
 
 MakeSession = Callable[..., Session]
 PAUSED = "autoscaling.keda.sh/paused-replicas"
@@ -131,3 +134,22 @@ def test_each_warm_schedule_is_a_cron_trigger_holding_one_replica(
             "desiredReplicas": "1",
         },
     ]
+
+
+def test_with_the_push_path_work_in_flight_needs_no_redis_trigger_of_its_own(
+    make_body: Callable[..., dict[str, Any]], settings: OperatorSettings
+) -> None:
+    # The push trigger reports waiting plus in flight: a second Redis client of KEDA's
+    # per session would only double what KEDA costs Redis.
+    def triggers(with_settings: OperatorSettings) -> list[str]:
+        built = build_scaled_object(session_from_body(make_body(), with_settings))
+        return [t["name"] for t in built["spec"]["triggers"]]
+
+    pushed = replace(settings, push_address="uso.ops.svc:9443")
+    assert triggers(pushed) == ["queue", "fast-wake"]
+    assert triggers(replace(pushed, processing_trigger="always")) == [
+        "queue",
+        "in-flight",
+        "fast-wake",
+    ]
+    assert triggers(settings) == ["queue", "in-flight"]
