@@ -320,7 +320,9 @@ def test_namespaced_mode_uses_roles_and_only_a_discovery_cluster_role() -> None:
         d
         for d in docs
         if d["kind"] == "Role"
-        and not d["metadata"]["name"].endswith(("-api", "-leader-election", "-push-endpoints"))
+        and not d["metadata"]["name"].endswith(
+            ("-api", "-leader-election", "-push-endpoints", "-events")
+        )
     ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
