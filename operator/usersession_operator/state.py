@@ -77,6 +77,14 @@ class ClusterState:
         self._by_instance[(key[0], child_name(key[1]))] = key
         return key
 
+    def last_status(self, key: Key) -> Mapping[str, Any]:
+        """The status last written: by this replica, or (before it has written or read
+        one back) whatever the object carries, written by a leader before it."""
+        written = self.written_status.get(key)
+        if written is not None:
+            return written
+        return (self.sessions.get(key) or {}).get("status") or {}
+
     def forget_session(self, key: Key) -> None:
         self.sessions.pop(key, None)
         self._by_instance.pop((key[0], child_name(key[1])), None)

@@ -31,6 +31,7 @@ from usersession_operator.state import ClusterState, Key
 from usersession_operator.status.compute import compute_status, status_patch, wake_start
 from usersession_operator.status.conditions import new_warning
 from usersession_operator.status.observation import Observation
+from usersession_operator.status.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,12 @@ class StatusWriter:
             return
         previous = self.state.written_status.get(key, body.get("status") or {})
         obs = self._observe(key, body)
+        recorded = parse_time(previous.get("wakeStartedAt"))
+        if obs.wake_started is None and recorded is not None:
+            # A wake a leader before this one began (it wrote when): the start timeout
+            # counts from there, not from this replica's first look.
+            self.state.wake_started[key] = recorded
+            obs = dataclasses.replace(obs, wake_started=recorded)
         started = wake_start(obs, previous.get("phase"))
         if started is not None and obs.wake_started is None:
             self.state.wake_started[key] = started

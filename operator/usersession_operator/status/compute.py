@@ -67,6 +67,8 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
             "phase": pod.get("status", {}).get("phase", "Pending"),
             "ready": pod_ready(pod),
         }
+    if obs.wake_started is not None and _waking(obs, phase):
+        status["wakeStartedAt"] = timestamp(obs.wake_started)
     if phase == Phase.RUNNING and obs.wake_started is not None:
         status["lastWakeSeconds"] = round((obs.now - obs.wake_started).total_seconds(), 3)
     elif "lastWakeSeconds" in previous:
@@ -83,6 +85,15 @@ def compute_status(obs: Observation, previous: Mapping[str, Any]) -> dict[str, A
         scaler_condition(old_conditions, obs),
     ]
     return status
+
+
+def _waking(obs: Observation, phase: str) -> bool:
+    """A timed wake still under way: not over (Running), not called off (Suspended, deleted,
+    or asleep again with nothing left to do)."""
+    if phase in (Phase.RUNNING, Phase.SUSPENDED, Phase.TERMINATING):
+        return False
+    busy = (obs.queue_depth or 0) + (obs.processing_depth or 0) > 0
+    return phase != Phase.SLEEPING or busy
 
 
 def wake_start(obs: Observation, previous_phase: str | None) -> dt.datetime | None:

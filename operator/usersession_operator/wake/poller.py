@@ -24,6 +24,7 @@ from usersession_operator.queues.keyspace import KeyspaceWatcher
 from usersession_operator.queues.targets import QueueTarget
 from usersession_operator.session.model import Phase
 from usersession_operator.state import ClusterState, Key, QueueReading
+from usersession_operator.status.times import parse_time
 from usersession_operator.wake.pushscaler import PushScaler
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,11 @@ class Poller:
             if reading.busy and not (before is not None and before.busy):
                 self.push.work_arrived(key)
                 # A wake is timed from here unless the session was already up. The
-                # written phase, not replicas: KEDA may have scaled before we looked.
-                phase = self.state.written_status.get(key, {}).get("phase")
-                if phase in (Phase.SLEEPING, Phase.WAKING):
-                    self.state.wake_started.setdefault(key, now)
+                # written phase, not replicas: KEDA may have scaled before we looked;
+                # and the object's own after a takeover, before this replica wrote any.
+                last = self.state.last_status(key)
+                if last.get("phase") in (Phase.SLEEPING, Phase.WAKING):
+                    # Or from when a leader before this one saw it begin.
+                    began = parse_time(last.get("wakeStartedAt")) or now
+                    self.state.wake_started.setdefault(key, began)
         return changed

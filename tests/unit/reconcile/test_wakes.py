@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-from support.controllers import KEY, NAME, NAMESPACE, RecordingKube, child, refresh
+from support.controllers import KEY, NAME, NAMESPACE, RecordingKube, body, child, refresh
 from usersession_operator import metrics
 from usersession_operator.queues.targets import QueueTarget
 from usersession_operator.reconcile.controller import Controller
+from usersession_operator.session.model import DEFAULT_START_TIMEOUT_SECONDS
 from usersession_operator.state import Key, QueueReading
+from usersession_operator.status.times import timestamp
 
 
 def _pod_is_ready(controller: Controller) -> None:
@@ -131,3 +135,69 @@ def test_a_slow_status_write_does_not_hold_back_the_next_sessions_push(
         reactor.cancel()
 
     asyncio.run(main())
+
+
+# -- across a failover: the clock is in status, so a new leader keeps it ------------
+
+
+def _new_leader_of(controller: Controller, kube: RecordingKube, **status: Any) -> Controller:
+    """A second controller, as a standby taking over: nothing in memory but what the
+    watches show, the session with the status the old leader last wrote (as JSON)."""
+    fresh = Controller(controller.settings, kube, controller.connections)  # type: ignore[arg-type]
+    fresh.poller.watcher = controller.poller.watcher
+    state, old = fresh.state, controller.state
+    written = json.loads(json.dumps(old.written_status[KEY])) | status
+    state.upsert_session({**body(controller), "status": written})
+    for table in ("deployments", "trigger_authentications", "scaled_objects"):
+        getattr(state, table).update(getattr(old, table))
+    state.reconciled[KEY] = old.reconciled[KEY]
+    return fresh
+
+
+def test_a_wake_begun_under_the_old_leader_times_out_on_the_old_clock(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    # Found by the chaos run: KEDA restarting, the leader killed. The new leader
+    # started the clock afresh (or never, its written status empty) and a session
+    # with work waiting past its start timeout went on saying Sleeping, Ready=True.
+    refresh(controller)
+    controller.poller.record({KEY: QueueReading(1, 0)})  # work arrives; KEDA is down
+    refresh(controller)
+    began = controller.state.wake_started[KEY]
+    assert kube.patches[-1]["wakeStartedAt"] == timestamp(began)
+    assert controller.state.written_status[KEY]["phase"] == "Sleeping"
+
+    # The start timeout has passed since the old leader saw the work.
+    long_ago = timestamp(began - dt.timedelta(seconds=DEFAULT_START_TIMEOUT_SECONDS + 1))
+    leader = _new_leader_of(controller, kube, wakeStartedAt=long_ago)
+    leader.poller.record({KEY: QueueReading(1, 0)})
+    asyncio.run(leader.status.refresh(KEY))
+    status = kube.patches[-1]
+    assert status["phase"] == "Degraded"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "WakeTimeout")
+
+
+def test_a_new_leader_that_sees_the_work_first_starts_the_clock_itself(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    refresh(controller)  # written: Sleeping, by the old leader
+    leader = _new_leader_of(controller, kube)
+    assert KEY not in leader.state.written_status
+    leader.poller.record({KEY: QueueReading(1, 0)})
+    assert KEY in leader.state.wake_started, "the object's own phase says it was asleep"
+
+
+def test_the_wake_clock_leaves_status_once_the_wake_is_over(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    refresh(controller)
+    controller.poller.record({KEY: QueueReading(1, 0)})
+    refresh(controller)
+    assert "wakeStartedAt" in kube.patches[-1]
+    state = controller.state
+    state.record_child(state.deployments, child("Deployment", spec={"replicas": 1}), False)
+    _pod_is_ready(controller)
+    refresh(controller)
+    assert kube.patches[-1]["phase"] == "Running"
+    assert kube.patches[-1]["wakeStartedAt"] is None  # merge patch: removed
