@@ -80,7 +80,7 @@ def test_a_relisting_reports_what_was_deleted_while_the_watch_was_away(
     async def run() -> None:
         watch = _pods_watch(api_client, namespace, events)
         watch._loop = asyncio.get_running_loop()  # delivered here; no thread is started
-        watch._known = {(namespace, "gone-meanwhile")}
+        watch._known = {namespace: {"gone-meanwhile"}}
         await asyncio.to_thread(watch._relist)
         await asyncio.sleep(0.1)  # the deliveries are callbacks on this loop
         assert watch.synced.is_set()

@@ -271,6 +271,22 @@ def test_redis_requires_the_password(cluster: LocalCluster) -> None:
     assert good.ping() is True
 
 
+def test_redis_keeps_every_acknowledged_write_over_a_sigkill(cluster: LocalCluster) -> None:
+    # The chaos run and the deletion tests rely on it: a restart is not data loss.
+    conn = redis.Redis(
+        host=cluster.redis_host, port=cluster.redis_port, password=cluster.redis_password
+    )
+    key = f"usersession:persist:{uuid.uuid4().hex[:8]}"
+    conn.lpush(key, *[str(i) for i in range(100)])
+    cluster.kill_redis()
+    cluster.start_redis()
+    try:
+        assert conn.llen(key) == 100
+    finally:
+        conn.delete(key)
+        conn.close()
+
+
 def test_stop_leaves_no_process_or_directory_behind() -> None:
     with LocalCluster() as local:
         pids = [c.pid for c in local.components]
