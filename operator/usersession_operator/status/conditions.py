@@ -15,6 +15,8 @@ from usersession_operator.status.times import timestamp
 # worth a Warning event when they appear.
 SCALER_FAILED, REDIS_UNREACHABLE = "ScalerFailed", "RedisUnreachable"
 RECONCILE_FAILED = "ReconcileFailed"
+# Not a reason for a Warning: every new session has it until KEDA takes it on.
+SCALER_NOT_READY = "ScalerNotReady"
 START_TIMEOUT, WAKE_TIMEOUT = "StartTimeout", "WakeTimeout"
 STORAGE_NOT_BOUND, STORAGE_LOST = "StorageNotBound", "StorageLost"
 
@@ -106,17 +108,24 @@ def keda_ready(scaled_object: Mapping[str, Any] | None) -> Mapping[str, Any] | N
     )
 
 
+def keda_has_judged(keda: Mapping[str, Any] | None) -> bool:
+    """Whether KEDA has taken the ScaledObject on: until it has, it runs no scale loop
+    for it, so nothing wakes the session. KEDA starts its conditions at Unknown with no
+    reason at all, as before it wrote any status."""
+    if keda is None or keda.get("status") not in ("True", "False", "Unknown"):
+        return False
+    return not (keda.get("status") == "Unknown" and not keda.get("reason"))
+
+
 def keda_message(keda: Mapping[str, Any]) -> str:
     return keda.get("message") or keda.get("reason") or "its Ready condition is False"
 
 
 def scaler_condition(old: Mapping[str, Mapping[str, Any]], obs: Observation) -> dict[str, Any]:
     keda = keda_ready(obs.scaled_object)
-    # KEDA starts its conditions at Unknown with no reason at all: it has not
-    # judged yet, as before it wrote any status, and saying so once (not twice,
-    # in two wordings) saves a new session a status write.
-    not_yet = keda is not None and keda.get("status") == "Unknown" and not keda.get("reason")
-    if keda is None or not_yet or keda.get("status") not in ("True", "False", "Unknown"):
+    # Not judged yet, said once (not twice, in two wordings): a new session saves a
+    # status write.
+    if keda is None or not keda_has_judged(keda):
         return condition(
             old,
             "ScalerReady",

@@ -16,10 +16,12 @@ from usersession_operator.status.conditions import (
     RECONCILE_FAILED,
     REDIS_UNREACHABLE,
     SCALER_FAILED,
+    SCALER_NOT_READY,
     START_TIMEOUT,
     STORAGE_LOST,
     STORAGE_NOT_BOUND,
     WAKE_TIMEOUT,
+    keda_has_judged,
     keda_message,
     keda_ready,
 )
@@ -84,6 +86,15 @@ def phase_of(
         )
     if obs.redis_error:
         return Phase.DEGRADED, REDIS_UNREACHABLE, f"cannot read the queue: {obs.redis_error}"
+    if pod is None and desired < 1 and not keda_has_judged(keda):
+        # Found by the chaos run: KEDA works through its ScaledObjects a few at a time
+        # (KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES), and one it has not reached has no
+        # scale loop yet. Asleep, it would not wake on a message: not Ready.
+        return (
+            Phase.PENDING,
+            SCALER_NOT_READY,
+            "waiting for KEDA to take on the ScaledObject; until then nothing wakes the session",
+        )
     if pod is not None and pod_ready(pod):
         return Phase.RUNNING, Phase.RUNNING, f"pod {pod['metadata']['name']} is ready"
     if desired >= 1:

@@ -36,7 +36,12 @@ def test_a_refused_apply_makes_the_session_degraded_and_is_retried(
         "apply Deployment",
         "apply ScaledObject",
     ]
-    assert kube.patches[-1]["phase"] == "Sleeping"
+    # Reconciled: what is left is KEDA's to do (the recorder plays no KEDA).
+    assert _ready_reason(kube.patches[-1]) == "ScalerNotReady"
+
+
+def _ready_reason(status: dict[str, Any]) -> str:
+    return next(c["reason"] for c in status["conditions"] if c["type"] == "Ready")
 
 
 def _handle(controller: Controller, seen: dict[str, Any]) -> float | None:
@@ -51,7 +56,7 @@ def test_a_new_session_gets_the_finalizer_before_any_child(
     del controller.state.reconciled[KEY]
     assert _handle(controller, body(controller)) is None
     assert kube.calls[:2] == [f"finalizers {[FINALIZER]}", "apply TriggerAuthentication"]
-    assert kube.patches[-1]["phase"] == "Sleeping"
+    assert _ready_reason(kube.patches[-1]) == "ScalerNotReady"
 
 
 def test_a_finalizer_someone_else_changed_meanwhile_is_tried_again_soon(

@@ -28,7 +28,12 @@ from usersession_operator.status.compute import (
     compute_status,
     status_patch,
 )
-from usersession_operator.status.conditions import REDIS_UNREACHABLE, SCALER_FAILED, new_warning
+from usersession_operator.status.conditions import (
+    REDIS_UNREACHABLE,
+    SCALER_FAILED,
+    SCALER_NOT_READY,
+    new_warning,
+)
 from usersession_operator.status.observation import Observation
 
 # -- phases -------------------------------------------------------------------
@@ -332,12 +337,40 @@ def test_failing_scaler_without_a_message_still_says_why() -> None:
     assert ready["message"] == "KEDA cannot scale the session: ErrorScalingTarget"
 
 
-@pytest.mark.parametrize("keda", ["Unknown", None], ids=["unknown", "not-reported"])
-def test_scaler_not_known_to_fail_does_not_degrade(keda: str | None) -> None:
-    # Unknown: KEDA has not checked yet, or only some triggers fail while others are active.
-    obs = observe(scaled_object_=scaled_object(keda, "PartialTriggerError", "some triggers fail"))
+def test_scaler_not_known_to_fail_does_not_degrade() -> None:
+    # Unknown with a reason: KEDA runs the scale loop, only some triggers fail.
+    obs = observe(
+        scaled_object_=scaled_object("Unknown", "PartialTriggerError", "some triggers fail")
+    )
     status = compute_status(obs, {})
     assert status["phase"] == Phase.SLEEPING
+
+
+@pytest.mark.parametrize(
+    ("ready", "reason"), [(None, None), ("Unknown", None)], ids=["not-reported", "not-judged"]
+)
+def test_asleep_before_keda_takes_the_scaled_object_on_is_not_ready(
+    ready: str | None, reason: str | None
+) -> None:
+    # Nothing would wake the session yet: KEDA runs no scale loop for it.
+    status = compute_status(observe(scaled_object_=scaled_object(ready, reason, None)), {})
+    assert status["phase"] == Phase.PENDING
+    ready_condition = condition(status, "Ready")
+    assert (ready_condition["status"], ready_condition["reason"]) == ("False", SCALER_NOT_READY)
+    assert "KEDA" in ready_condition["message"]
+
+
+def test_a_ready_pod_is_running_before_keda_has_judged() -> None:
+    # The pod is up, so the session handles messages whatever KEDA has yet to say.
+    status = compute_status(
+        observe(
+            scaled_object_=scaled_object(None),
+            deployment_=deployment(replicas=1, ready=1),
+            pods=[pod("alice-5d8f7c9b6d-x7k2p")],
+        ),
+        {},
+    )
+    assert status["phase"] == Phase.RUNNING
 
 
 def test_session_recovers_when_keda_reports_ready_again() -> None:
