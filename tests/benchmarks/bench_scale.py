@@ -364,8 +364,10 @@ def session_body(name: str, labels: dict[str, str] | None = None) -> dict[str, A
 
 
 def floor_status(session: Session) -> dict[str, Any]:
-    """What the operator writes for a new sleeping session, written by hand (the floor
-    must not depend on the operator's internals, which change under it)."""
+    """What the operator writes for a new session KEDA has not taken on, written by
+    hand (the floor must not depend on the operator's internals, which change under
+    it), word for word: a takeover of these sessions then writes no status, as with
+    the operator's own."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def condition(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -381,7 +383,7 @@ def floor_status(session: Session) -> dict[str, Any]:
     name = child_name(session.name)
     return {
         "observedGeneration": session.generation,
-        "phase": "Sleeping",
+        "phase": "Pending",  # no KEDA takes these on: the big parts stop it
         "queueName": session.queue_name,
         "queueDepth": 0,
         "processingDepth": 0,
@@ -389,9 +391,22 @@ def floor_status(session: Session) -> dict[str, Any]:
         "readyReplicas": 0,
         "children": {"deployment": name, "scaledObject": name, "triggerAuthentication": name},
         "conditions": [
-            condition("Ready", "True", "Sleeping", "scaled to zero; the next message wakes it"),
-            condition("RedisReachable", "True", "QueuePolled", "queue is readable"),
-            condition("ScalerReady", "Unknown", "NoScalerStatus", "KEDA has not reported"),
+            condition(
+                "Ready",
+                "False",
+                "ScalerNotReady",
+                "waiting for KEDA to take on the ScaledObject;"
+                " until then nothing wakes the session",
+            ),
+            condition(
+                "RedisReachable", "True", "QueuePolled", f"queue {session.queue_name} is readable"
+            ),
+            condition(
+                "ScalerReady",
+                "Unknown",
+                "NoScalerStatus",
+                "KEDA has not reported on the ScaledObject yet",
+            ),
         ],
     }
 
