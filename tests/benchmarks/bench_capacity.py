@@ -362,7 +362,12 @@ class Run:
         leader, standby = self.leader(), self.standby()
         assert leader is not None
         say(f"failover: SIGKILL of the leader {leader.name}")
-        probe = next(s for s in self.bench.sessions(self.ns) if ready(s))["metadata"]["name"]
+        # Without KEDA no session is Ready (none would wake): any the leader has judged.
+        probe = next(
+            s
+            for s in self.bench.sessions(self.ns)
+            if ready(s) or (self.args.no_keda and (s.get("status") or {}).get("phase"))
+        )["metadata"]["name"]
         settled_before = proc_memory(standby.process.pid)[0]
         with Sampler({"standby": standby.process.pid}) as peak:
             leader.signal(signal.SIGKILL)
