@@ -182,7 +182,7 @@ def _takeover(r: dict[str, Any]) -> str:
         return "-"
     return (
         f"{f['takeover_peak_mib']:.0f} / {f['after_takeover_settled_mib']:.0f} MiB "
-        f"({f['takeover_peak_mib'] / f['operator_rss_mib']:.2f}x settled)"
+        f"({f['takeover_peak_vs_settled']:.2f}x the RSS after it)"
     )
 
 
@@ -258,15 +258,17 @@ def sizing(page: Path) -> str:
     if not results:
         return "(no results yet)\n"
     lines = [
-        "| sessions | memory request | memory limit | CPU request | measured: settled / peak |",
-        "|---|---|---|---|---|",
+        "| sessions | KEDA | memory request | memory limit | CPU request"
+        " | measured: settled / peak |",
+        "|---|---|---|---|---|---|",
     ]
     for _, r in results:
         f = r["figures"]
         request = int(math.ceil(f["operator_rss_mib"] / 32) * 32)
         cpu = max(0.1, f.get("operator_cpu_cores", 0.0) * 2)
         lines.append(
-            f"| {r['sessions']:,} | {request}Mi | {memory_limit_mib(f['takeover_peak_mib'])}Mi | "
+            f"| {r['sessions']:,} | {'running' if r['keda'] else 'stopped'} "
+            f"| {request}Mi | {memory_limit_mib(f['takeover_peak_mib'])}Mi | "
             f"{int(math.ceil(cpu * 10) * 100)}m | {f['operator_rss_mib']:.0f} / "
             f"{f['takeover_peak_mib']:.0f} MiB |"
         )
