@@ -425,21 +425,27 @@ class Chaos:
         conn = self.redis()
         for kind in KINDS:
             self._wait(self._all_converged, 300)
-            try:
-                said = injector.inject(kind)
-            except RuntimeError as exc:  # e.g. no worker runs in a quiet cluster
-                self.report.lag_s[kind] = {"handled": None, "status": None}
-                self.say(f"alone: {kind}: not measured: {exc}")
-                continue
-            ended = time.monotonic()
+            probe = f"lag-{kind}"
             asleep = [
                 s["metadata"]["name"]
                 for s in self._sessions()
                 if (s.get("status") or {}).get("phase") == "Sleeping"
                 and s["metadata"]["name"] in self.live
             ]
-            probe = f"lag-{kind}"
-            self._push(conn, self.rng.choice(asleep or self.live), probe)
+            target = self.rng.choice(asleep or self.live)
+            # A quiet cluster runs no worker: the probe goes first so that the killed
+            # worker is the one holding it, and "handled" times its redelivery.
+            if kind == "kill_worker":
+                self._push(conn, target, probe)
+            try:
+                said = injector.inject(kind)
+            except RuntimeError as exc:
+                self.report.lag_s[kind] = {"handled": None, "status": None}
+                self.say(f"alone: {kind}: not measured: {exc}")
+                continue
+            ended = time.monotonic()
+            if kind != "kill_worker":
+                self._push(conn, target, probe)
             handled = self._wait(lambda p=probe: _in_ledger(conn, p), 300)
             handled_s = time.monotonic() - ended if handled else None
             current = self._wait(self._all_converged, 300)
