@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,18 @@ class AdminApi:
         request = urllib.request.Request(
             self.server + path, data=data, method=method, headers={"Content-Type": content_type}
         )
-        with urllib.request.urlopen(request, context=self.ssl_context(), timeout=10) as response:
-            payload = response.read()
-            content_type = response.headers.get_content_type()
+        try:
+            with urllib.request.urlopen(
+                request, context=self.ssl_context(), timeout=10
+            ) as response:
+                payload = response.read()
+                content_type = response.headers.get_content_type()
+        except urllib.error.HTTPError as exc:
+            # The API server says why in the body; keep the type callers match on.
+            reason = exc.read().decode(errors="replace")[:2000]
+            raise urllib.error.HTTPError(
+                exc.url, exc.code, f"{method} {path}: {exc.reason}: {reason}", exc.headers, None
+            ) from None
         if content_type != "application/json":
             return payload.decode()
         return json.loads(payload) if payload else None

@@ -11,6 +11,10 @@ import copy
 from typing import Any
 
 from usersession_operator.builders.owner import child_metadata
+from usersession_operator.builders.podsecurity import (
+    container_security_context,
+    pod_security_context,
+)
 from usersession_operator.builders.redisauth import redis_auth_env, redis_auth_volumes
 from usersession_operator.session.model import Session
 from usersession_operator.session.names import COMPONENT_WORKER, child_name, labels, selector_labels
@@ -55,11 +59,13 @@ def build_deployment(session: Session) -> dict[str, Any]:
     container["env"] = operator_env(session) + copy.deepcopy(list(workload.env))
     if workload.resources:
         container["resources"] = copy.deepcopy(workload.resources)
+    container["securityContext"] = container_security_context(workload)
 
     pod_spec: dict[str, Any] = {
         "containers": [container],
         # How long a worker has, after SIGTERM, to finish the message in hand.
         "terminationGracePeriodSeconds": workload.termination_grace_period_seconds,
+        "securityContext": pod_security_context(workload),
     }
     if workload.node_selector:
         pod_spec["nodeSelector"] = dict(workload.node_selector)
@@ -67,6 +73,12 @@ def build_deployment(session: Session) -> dict[str, Any]:
         pod_spec["tolerations"] = copy.deepcopy(list(workload.tolerations))
     if workload.service_account_name:
         pod_spec["serviceAccountName"] = workload.service_account_name
+    if workload.affinity:
+        pod_spec["affinity"] = copy.deepcopy(workload.affinity)
+    if workload.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in workload.image_pull_secrets]
+    if workload.priority_class_name:
+        pod_spec["priorityClassName"] = workload.priority_class_name
     if session.storage is not None:
         claim = {"claimName": child_name(session.name)}
         pod_spec["volumes"] = [{"name": STORAGE_VOLUME, "persistentVolumeClaim": claim}]

@@ -133,6 +133,12 @@ class Workload:
     pod_labels: dict[str, str] = field(default_factory=dict)
     pod_annotations: dict[str, str] = field(default_factory=dict)
     termination_grace_period_seconds: int = DEFAULT_TERMINATION_GRACE_SECONDS
+    # Laid over the restricted defaults key by key (builders/podsecurity.py).
+    security_context: dict[str, Any] = field(default_factory=dict)
+    pod_security_context: dict[str, Any] = field(default_factory=dict)
+    affinity: dict[str, Any] = field(default_factory=dict)
+    image_pull_secrets: tuple[str, ...] = ()
+    priority_class_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

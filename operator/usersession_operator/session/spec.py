@@ -191,4 +191,24 @@ def _workload(workload: Mapping[str, Any]) -> Workload:
             0,
             maximum=MAX_TERMINATION_GRACE_SECONDS,
         ),
+        security_context=fields.dictionary(
+            workload, "securityContext", "spec.workload.securityContext"
+        ),
+        pod_security_context=fields.dictionary(
+            workload, "podSecurityContext", "spec.workload.podSecurityContext"
+        ),
+        affinity=fields.dictionary(workload, "affinity", "spec.workload.affinity"),
+        image_pull_secrets=tuple(
+            fields.text(
+                fields.mapping(item, "spec.workload.imagePullSecrets[]"),
+                "name",
+                "spec.workload.imagePullSecrets[].name",
+            )
+            for item in fields.listing(
+                workload, "imagePullSecrets", "spec.workload.imagePullSecrets"
+            )
+        ),
+        priority_class_name=fields.optional_text(
+            workload, "priorityClassName", "spec.workload.priorityClassName"
+        ),
     )

@@ -57,7 +57,14 @@ def test_shape(make_session: MakeSession) -> None:
     # Unset workload fields stay out, leaving them to Kubernetes' defaults.
     for key in ("imagePullPolicy", "command", "args", "resources"):
         assert key not in container
-    for key in ("nodeSelector", "tolerations", "serviceAccountName"):
+    for key in (
+        "nodeSelector",
+        "tolerations",
+        "serviceAccountName",
+        "affinity",
+        "imagePullSecrets",
+        "priorityClassName",
+    ):
         assert key not in spec["template"]["spec"]
     assert "annotations" not in spec["template"]["metadata"]
 
@@ -155,6 +162,9 @@ def test_full_workload_is_passed_through(make_session: MakeSession) -> None:
         "serviceAccountName": "worker",
         "podLabels": {"team": "research"},
         "podAnnotations": {"example.com/note": "hi"},
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+        "imagePullSecrets": [{"name": "registry"}],
+        "priorityClassName": "sessions",
     }
     manifest = build_deployment(make_session(workload=workload))
     container = _container(manifest)
@@ -168,6 +178,9 @@ def test_full_workload_is_passed_through(make_session: MakeSession) -> None:
     assert pod["spec"]["serviceAccountName"] == "worker"
     assert pod["metadata"]["labels"]["team"] == "research"
     assert pod["metadata"]["annotations"] == {"example.com/note": "hi"}
+    assert pod["spec"]["affinity"] == workload["affinity"]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["spec"]["priorityClassName"] == "sessions"
 
 
 def test_operator_pod_labels_cannot_be_overridden(

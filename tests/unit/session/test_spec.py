@@ -149,6 +149,18 @@ def test_bad_address_setting_is_named_as_such(make_body: MakeBody) -> None:
             {"workload": {"image": "i", "env": [{"name": "REDIS_PASSWORD", "value": "x"}]}},
             r"REDIS_PASSWORD",
         ),
+        (
+            {"workload": {"image": "i", "imagePullSecrets": ["registry"]}},
+            r"spec\.workload\.imagePullSecrets\[\] must be an object",
+        ),
+        (
+            {"workload": {"image": "i", "imagePullSecrets": [{}]}},
+            r"spec\.workload\.imagePullSecrets\[\]\.name is required",
+        ),
+        (
+            {"workload": {"image": "i", "podSecurityContext": "restricted"}},
+            r"spec\.workload\.podSecurityContext must be an object",
+        ),
     ],
 )
 def test_invalid_specs_are_refused_with_the_field_named(

@@ -57,8 +57,8 @@ def served_deployment(desired: dict[str, Any]) -> dict[str, Any]:
         terminationGracePeriodSeconds=30,
         dnsPolicy="ClusterFirst",
         schedulerName="default-scheduler",
-        securityContext={},
     )
+    pod_spec.setdefault("securityContext", {})
     for container in pod_spec["containers"]:
         container.setdefault("imagePullPolicy", "IfNotPresent")
         container.setdefault("resources", {})
