@@ -127,10 +127,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The local development stack is not part of the shipped operator.
             print(
                 "usersession-operator: no cluster configured (KUBECONFIG, ~/.kube/config or "
-                "in-cluster). To try the whole product locally, run hack/run.sh from a "
-                "source checkout.",
+                "in-cluster). To try the whole product locally, run hack/run.sh (without "
+                "--cluster) from a source checkout.",
                 file=sys.stderr,
             )
+            return 2
+        from usersession_operator.kube import preflight
+
+        try:
+            missing = preflight.missing_crd()
+        except Exception as exc:  # unreachable, forbidden: kopf retries and reports those
+            log.warning("could not check for the UserSession CRD: %s", exc)
+            missing = None
+        if missing:
+            print(missing, file=sys.stderr)
             return 2
         try:
             _run_operator(settings)

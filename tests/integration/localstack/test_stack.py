@@ -1,4 +1,4 @@
-"""The main job: `hack/run.sh` with no cluster configured runs the whole product.
+"""The main job: `hack/run.sh` runs the whole product, whatever kubeconfig the machine has.
 
 This starts a second, complete stack (control plane, Redis, KEDA, operator,
 session API, worker processes) through the real command, then walks through the
@@ -22,6 +22,16 @@ import requests
 from usersession_localstack.assets import REPO_ROOT
 from usersession_localstack.loopback import wait_for
 
+# A cluster nobody can reach (TEST-NET-1): talking to it would hang, then fail.
+OTHER_CLUSTER = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: prod, cluster: {server: "https://192.0.2.1:6443"}}]
+users: [{name: me, user: {token: not-a-token}}]
+contexts: [{name: prod, context: {cluster: prod, user: me}}]
+current-context: prod
+"""
+
 
 def _cache_dir() -> str:
     home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -30,9 +40,13 @@ def _cache_dir() -> str:
 
 @pytest.fixture
 def main_job(tmp_path: Path) -> Any:
-    """hack/run.sh as a user runs it on a machine with no cluster configured."""
-    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "PYTEST_CURRENT_TEST")}
-    env.update(HOME=str(tmp_path), USERSESSION_CACHE=_cache_dir())  # no ~/.kube/config here
+    """hack/run.sh as a user runs it, on a machine whose kubeconfig names another
+    cluster: without --cluster it must never be used."""
+    elsewhere = tmp_path / ".kube" / "config"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(OTHER_CLUSTER)
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.update(HOME=str(tmp_path), KUBECONFIG=str(elsewhere), USERSESSION_CACHE=_cache_dir())
     # Started as `hack/run.sh &` from a script would be: with SIGINT ignored,
     # which the stack must undo for the Ctrl-C at the end to stop it.
     process = subprocess.Popen(
@@ -73,7 +87,7 @@ def main_job(tmp_path: Path) -> Any:
                 raise
 
 
-def test_run_sh_without_a_cluster_runs_the_whole_product(main_job: Any) -> None:
+def test_run_sh_runs_the_whole_product_whatever_kubeconfig_says(main_job: Any) -> None:
     exports, lines, process, env_file = main_job
     api, token = exports["API"], exports["TOKEN"]
     banner = "".join(lines)
@@ -118,3 +132,19 @@ def test_run_sh_without_a_cluster_runs_the_whole_product(main_job: Any) -> None:
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=60) == 0, "".join(lines[-40:])
     assert not env_file.exists(), "the stack left its directory behind"
+
+
+def test_run_sh_with_cluster_runs_only_the_operator(tmp_path: Path) -> None:
+    # No kubeconfig at all: the operator, not a local stack, answers (and exits).
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env.update(HOME=str(tmp_path), USERSESSION_CACHE=_cache_dir())
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack" / "run.sh"), "--cluster"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "usersession-operator: no cluster configured" in done.stderr
