@@ -32,6 +32,7 @@ from support.chart import (
 )
 from support.monitoring import alert_groups, dashboard
 from usersession_localstack.cluster import LocalCluster
+from usersession_localstack.loopback import wait_for
 from usersession_operator.leadership.endpoints import PORT_NAME
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
@@ -278,8 +279,11 @@ def test_fast_wake_tls_mounts_the_secret_where_the_operator_reads_it() -> None:
         assert "push-tls" not in {v["name"] for v in pod["volumes"]}
 
 
-def can_i(kubeconfig: Path, verb: str, resource: str, namespace: str = "default") -> bool:
-    """`kubectl auth can-i` as the account in kubeconfig, in `namespace`."""
+def can_i(
+    kubeconfig: Path, verb: str, resource: str, namespace: str = "default", user: str = ""
+) -> bool:
+    """`kubectl auth can-i` as the account in kubeconfig (or as `user`, impersonated
+    by it), in `namespace`."""
     result = subprocess.run(
         [
             kubectl(),
@@ -291,6 +295,7 @@ def can_i(kubeconfig: Path, verb: str, resource: str, namespace: str = "default"
             *resource.split(),
             "--namespace",
             namespace,
+            *([f"--as={user}"] if user else []),
         ],
         capture_output=True,
         text=True,
@@ -456,6 +461,84 @@ def test_session_api_account_can_do_exactly_what_it_needs(
         account="uso-usersession-operator-api",
     )
     assert can_i(kubeconfig, verb, resource) == allowed, (verb, resource)
+
+
+USERS_NAMESPACE = "team-sessions"
+SESSIONS = "usersessions.sessions.ai-infra.dev"
+
+
+@pytest.fixture(scope="module")
+def namespace_users(cluster: LocalCluster) -> str:
+    """The chart's user ClusterRoles installed, and user-<role> bound to Kubernetes'
+    own view, edit and admin in one namespace, as a platform team grants them."""
+    docs = [
+        d
+        for d in render()
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith(("-view", "-edit"))
+    ]
+    assert {d["metadata"]["name"] for d in docs} == {
+        "uso-usersession-operator-view",
+        "uso-usersession-operator-edit",
+    }
+    ensure_namespace(cluster, USERS_NAMESPACE)
+    bindings = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": f"user-{role}", "namespace": USERS_NAMESPACE},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": f"user-{role}"}
+            ],
+        }
+        for role in ("view", "edit", "admin")
+    ]
+    apply(cluster, docs + bindings)
+
+    def aggregated() -> bool:
+        # kube-controller-manager folds the labelled rules in, a moment after the apply.
+        return all(
+            any(
+                "sessions.ai-infra.dev" in rule.get("apiGroups", [])
+                for rule in cluster.api(
+                    "GET", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role}"
+                )["rules"]
+            )
+            for role in ("view", "edit", "admin")
+        )
+
+    wait_for(aggregated, timeout=60)
+    return USERS_NAMESPACE
+
+
+@pytest.mark.parametrize(
+    ("user", "verb", "resource", "allowed"),
+    [
+        ("user-view", "list", SESSIONS, True),
+        ("user-view", "watch", SESSIONS, True),
+        ("user-view", "get", f"{SESSIONS} --subresource=status", True),
+        ("user-view", "create", SESSIONS, False),
+        ("user-view", "delete", SESSIONS, False),
+        ("user-edit", "create", SESSIONS, True),
+        ("user-edit", "patch", SESSIONS, True),
+        ("user-edit", "delete", SESSIONS, True),
+        ("user-edit", "get", SESSIONS, True),
+        # Status is the operator's to write: nobody's role says otherwise.
+        ("user-edit", "patch", f"{SESSIONS} --subresource=status", False),
+        ("user-admin", "deletecollection", SESSIONS, True),
+        ("user-admin", "patch", f"{SESSIONS} --subresource=status", False),
+    ],
+)
+def test_namespace_users_get_usersessions_through_kubernetes_own_roles(
+    cluster: LocalCluster, namespace_users: str, user: str, verb: str, resource: str, allowed: bool
+) -> None:
+    assert can_i(cluster.kubeconfig, verb, resource, namespace_users, user) == allowed
+    # Bound in one namespace, so nothing in another.
+    assert not can_i(cluster.kubeconfig, verb, resource, "default", user)
 
 
 def test_full_values_sets_every_value() -> None:
