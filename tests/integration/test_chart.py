@@ -69,6 +69,9 @@ def test_helm_lint_passes_with_default_and_full_values() -> None:
         # Two replicas without a Lease would both act on every session.
         ("replicaCount=2,leaderElection.enabled=false", "/leaderElection/enabled"),
         ("leaderElection.leaseName=Not_A_Name", "/leaderElection/leaseName"),
+        ("image.digest=latest", "/image/digest"),
+        ("podDisruptionBudget.maxUnavailable=0", "/podDisruptionBudget/maxUnavailable"),
+        ("extraEnv[0].value=x", "/extraEnv/0"),  # no name
     ],
 )
 def test_values_schema_rejects_bad_values_clearly(override: str, complaint: str) -> None:
@@ -114,6 +117,59 @@ def test_operator_pod_is_locked_down() -> None:
     }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]
+
+
+def _kinds(kind: str, *flags: str) -> list[dict[str, Any]]:
+    return [d for d in render(*flags) if d["kind"] == kind]
+
+
+def test_a_drain_never_takes_leader_and_standby_together() -> None:
+    spec, _ = _operator()
+    [budget] = _kinds("PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    # And they are spread over nodes where the cluster has more than one.
+    [spread] = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # one node still runs both
+    assert spread["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_one_replica_gets_no_budget_and_no_spread() -> None:
+    # A budget of maxUnavailable 1 over one pod would be no budget; say nothing instead.
+    flags = ("--set", "replicaCount=1", "--set", "leaderElection.enabled=false")
+    assert _kinds("PodDisruptionBudget", *flags) == []
+    spec, _ = _operator(*flags)
+    assert "topologySpreadConstraints" not in spec["template"]["spec"]
+
+
+def test_pod_values_reach_the_operator_pod() -> None:
+    full = yaml.safe_load(FULL_VALUES.read_text())
+    spec, env = _operator("--values", str(FULL_VALUES))
+    template = spec["template"]
+    pod = template["spec"]
+    assert template["metadata"]["labels"]["team"] == "platform"
+    assert spec["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert pod["priorityClassName"] == "platform-critical"
+    assert pod["topologySpreadConstraints"] == full["topologySpreadConstraints"]
+    assert pod["securityContext"]["runAsUser"] == 1000710000
+    [container] = pod["containers"]
+    assert container["image"].endswith("0.1.0@" + full["image"]["digest"])
+    assert container["env"][-1] == {"name": "HTTPS_PROXY", "value": "http://proxy.example.com:3128"}
+    assert env["USERSESSION_LEADER_ELECTION"] == "on"  # the chart's own stay
+
+
+def test_openshift_can_let_the_namespace_assign_the_ids() -> None:
+    flags = (
+        "--set",
+        "podSecurityContext.runAsUser=null",
+        "--set",
+        "podSecurityContext.runAsGroup=null",
+    )
+    for deployment in _kinds("Deployment", *flags, *API_VALUES):
+        context = deployment["spec"]["template"]["spec"]["securityContext"]
+        assert context == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def _operator(*flags: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -330,7 +386,15 @@ def test_namespaced_mode_uses_roles_and_only_a_discovery_cluster_role() -> None:
         )
     ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
+    # The chart's user roles (aggregated into view/edit/admin) grant the operator nothing.
+    [cluster_role] = [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] in bound
+    ]
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"} - bound == {
+        "uso-usersession-operator-view",
+        "uso-usersession-operator-edit",
+    }
     assert cluster_role["rules"] == [
         {
             "apiGroups": ["apiextensions.k8s.io"],

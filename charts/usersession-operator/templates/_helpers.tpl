@@ -24,8 +24,11 @@ app.kubernetes.io/component: operator
 {{- default (include "uso.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{- /* A digest pins the image whatever the tag says; the tag stays for readers. */ -}}
 {{- define "uso.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- if .Values.image.digest -}}{{- $ref = printf "%s@%s" $ref .Values.image.digest -}}{{- end -}}
+{{- $ref -}}
 {{- end -}}
 
 {{- /* The Secrets holding Redis credentials that the operator and the session API may
