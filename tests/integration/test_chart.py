@@ -605,6 +605,48 @@ def test_namespace_users_get_usersessions_through_kubernetes_own_roles(
     assert not can_i(cluster.kubeconfig, verb, resource, "default", user)
 
 
+EXAMPLES = CHART.parent.parent / "examples"
+EXAMPLE_VALUES = EXAMPLES / "chart-values.yaml"
+
+
+def _referenced(tree: Any, suffix: str) -> set[str]:
+    """The names of every `...<suffix>` reference ({name, key}) in a spec."""
+    if not isinstance(tree, dict):
+        return set()
+    found = {v["name"] for k, v in tree.items() if k.endswith(suffix) and isinstance(v, dict)}
+    return found.union(*(_referenced(v, suffix) for v in tree.values()))
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["usersession-minimal.yaml", "usersession-full.yaml", "usersession-managed-redis.yaml"],
+)
+def test_every_example_names_only_what_the_chart_lets_the_operator_read(
+    cluster: LocalCluster, tmp_path: Path, example: str
+) -> None:
+    spec = yaml.safe_load((EXAMPLES / example).read_text())["spec"]
+    secrets = _referenced(spec, "SecretRef") or {"redis-auth"}  # none named: the default
+    config_maps = _referenced(spec, "ConfigMapRef")
+    kubeconfig = service_account_kubeconfig(
+        cluster, tmp_path / "kubeconfig", "--values", str(EXAMPLE_VALUES)
+    )
+    for name in secrets:
+        assert can_i(kubeconfig, "get", f"secrets/{name}"), name
+    for name in config_maps:
+        assert can_i(kubeconfig, "get", f"configmaps/{name}"), name
+    # Still by name: the list grants nothing more.
+    assert not can_i(kubeconfig, "list", "secrets")
+    assert not can_i(kubeconfig, "get", "secrets/someone-elses")
+
+
+def test_without_the_examples_values_their_own_secrets_are_refused(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    # What a default install meets: the check above is not vacuous.
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
+    assert not can_i(kubeconfig, "get", "secrets/redis-acl")
+
+
 def test_full_values_sets_every_value() -> None:
     def leaves(tree: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
         if isinstance(tree, dict) and tree:

@@ -435,7 +435,7 @@ def test_example_secret_is_a_placeholder() -> None:
     text = (EXAMPLES / "redis-secret.yaml").read_text()
     secret = yaml.safe_load(text)
     assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", "redis-auth")
-    assert secret["stringData"] == {"password": "change-me"}
+    assert secret["stringData"] == {"password": "change-me", "username": "default"}
     assert "kubectl create secret" in text
 
 

@@ -41,6 +41,18 @@ read: the password's, and the ACL username's and TLS material's when configured.
 {{- with $r.tls.caSecretName }}{{ $names = append $names . }}{{ end -}}
 {{- with $r.tls.clientSecretName }}{{ $names = append $names . }}{{ end -}}
 {{- end -}}
+{{- $names = concat $names $r.sessionSecretNames -}}
+{{- $names | uniq | toJson -}}
+{{- end -}}
+
+{{- /* The ConfigMaps (CA bundles) they may read; "[]" when none. */ -}}
+{{- define "uso.redisConfigMapNames" -}}
+{{- $r := .Values.redis -}}
+{{- $names := list -}}
+{{- if $r.tls.enabled -}}
+{{- with $r.tls.caConfigMapName }}{{ $names = append $names . }}{{ end -}}
+{{- end -}}
+{{- $names = concat $names $r.sessionConfigMapNames -}}
 {{- $names | uniq | toJson -}}
 {{- end -}}
 
