@@ -87,6 +87,15 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Ready once the session cache has synced: for a readiness probe. Redis is not
+    asked, so a Redis outage leaves the pod in its Service answering each request
+    with a JSON 503 (redis_unavailable) instead of connection refused."""
+    if _ctx(request).cache.synced.is_set():
+        return web.json_response({"status": "ok"})
+    return web.json_response({"status": "syncing"}, status=503)
+
+
 async def livez(request: web.Request) -> web.Response:
     """The process answers: for a liveness probe, which must not fail (and restart the
     pod) just because Redis or the Kubernetes API is down; /health is for readiness."""

@@ -56,3 +56,4 @@ def test_auth_matrix(alice: Http) -> None:
     assert anonymous.call("GET", "/openapi.json").status_code == 200
     assert anonymous.call("GET", "/health").status_code == 200
     assert anonymous.call("GET", "/livez").json() == {"status": "ok"}
+    assert anonymous.call("GET", "/readyz").json() == {"status": "ok"}

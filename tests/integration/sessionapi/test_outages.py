@@ -37,7 +37,9 @@ def test_redis_down_is_503_json_and_health_says_which(alice: Http, cluster: Loca
         health = alice.call("GET", "/health")
         assert health.status_code == 503
         assert health.json()["redis"]["ok"] is False
-        assert alice.call("GET", "/livez").status_code == 200  # not ready, but alive
+        assert alice.call("GET", "/livez").status_code == 200
+        # Still ready: it stays in its Service, and answers the 503s above itself.
+        assert alice.call("GET", "/readyz").status_code == 200
         assert health.json()["kubernetes"] == {"ok": True}
         # Reads come from the cache and do not need Redis.
         assert alice.call("GET", f"/session/{sid}/status").status_code == 200
