@@ -40,10 +40,19 @@ PUSH = "uso-usersession-operator-push"  # the push Service and its EndpointSlice
 
 
 def test_chart_ships_the_same_crd_as_crds_dir() -> None:
-    # Helm installs CRDs from the chart's own crds/; a copy, since charts with
+    # The chart's templates/crd.yaml reads a copy in files/, since charts with
     # symlinks do not package reliably. This keeps the copy honest.
     name = "sessions.ai-infra.dev_usersessions.yaml"
-    assert (CHART / "crds" / name).read_bytes() == (CHART.parents[1] / "crds" / name).read_bytes()
+    copy = (CHART / "files" / name).read_bytes()
+    assert copy == (CHART.parents[1] / "crds" / name).read_bytes()
+    [crd] = [d for d in render() if d["kind"] == "CustomResourceDefinition"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    del crd["metadata"]["annotations"], crd["metadata"]["labels"]
+    assert crd == yaml.safe_load(copy)  # what was rendered is the file, nothing lost
+    assert [
+        d for d in render("--set", "crds.enabled=false") if d["kind"] == "CustomResourceDefinition"
+    ] == []
 
 
 def test_helm_lint_passes_with_default_and_full_values() -> None:
