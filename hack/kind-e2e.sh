@@ -42,8 +42,10 @@ for tool in docker kind kubectl helm; do
   command -v "$tool" >/dev/null || { log "$tool is required"; exit 1; }
 done
 
-log "creating kind cluster $cluster"
-kind create cluster --name "$cluster" --wait 120s
+# The Kubernetes version the rest of the tests run, the one the chart claims.
+node_image=${KIND_NODE_IMAGE:-kindest/node:$K8S_VERSION}
+log "creating kind cluster $cluster ($node_image)"
+kind create cluster --name "$cluster" --image "$node_image" --wait 120s
 
 log "installing KEDA $keda_version from its Helm chart"
 helm repo add kedacore https://kedacore.github.io/charts >/dev/null

@@ -55,6 +55,12 @@ def test_chart_ships_the_same_crd_as_crds_dir() -> None:
     ] == []
 
 
+def test_the_chart_claims_the_kubernetes_the_tests_run() -> None:
+    claim = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    minor = kube_version().removeprefix("v").rsplit(".", 1)[0]
+    assert claim == f">={minor}.0-0"
+
+
 def test_helm_lint_passes_with_default_and_full_values() -> None:
     for extra in ([], ["--values", str(FULL_VALUES)]):
         result = subprocess.run(

@@ -117,7 +117,11 @@ def test_install_upgrade_uninstall(
         },
         content_type="application/merge-patch+json",
     )
-    _helm(cluster, "install", name, str(CHART), "-n", namespace, "--create-namespace")
+    said = _helm(cluster, "install", name, str(CHART), "-n", namespace, "--create-namespace")
+    # NOTES.txt: what was installed and how to check it.
+    assert f"is installed as release {name} in {namespace}" in said, said
+    assert f"kubectl -n {namespace} rollout status deployment/lc-usersession-operator" in said
+    assert "{{" not in said and "<no value>" not in said, said
     installed = _released(cluster, name, namespace)
     assert "Deployment/lc-usersession-operator" in installed
     assert "PodDisruptionBudget/lc-usersession-operator" in installed

@@ -443,3 +443,23 @@ def test_the_phase_enum_is_the_operators_phases(schema: Schema) -> None:
     from usersession_operator.status.compute import Phase
 
     assert at(schema["properties"]["status"], "phase")["enum"] == [p.value for p in Phase]
+
+
+def test_kubectl_explain_of_phase_matches_the_code(schema: Schema) -> None:
+    # The text users read (kubectl explain usersession.status.phase) once said an
+    # unreachable Redis left the phase alone, while the code made it Degraded.
+    from usersession_operator.status.compute import Phase
+    from usersession_operator.status.conditions import (
+        REDIS_UNREACHABLE,
+        SCALER_NOT_READY,
+        START_TIMEOUT,
+    )
+
+    text = " ".join(at(schema["properties"]["status"], "phase")["description"].split())
+    for phase in Phase:
+        assert f"{phase.value}:" in text, phase
+    # The reasons behind the phases users meet most, spelled as the code spells them,
+    # each in the sentence of the phase the code gives it (status/phase.py).
+    degraded = text.split("Degraded:", 1)[1].split("Terminating:", 1)[0]
+    assert REDIS_UNREACHABLE in degraded and START_TIMEOUT in degraded
+    assert SCALER_NOT_READY in text.split("Pending:", 1)[1].split("Sleeping:", 1)[0]
