@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from usersession_operator import __version__
 from usersession_operator.builders import CHILD_KINDS
 from usersession_operator.session.model import Phase
 
@@ -11,15 +14,35 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 # process_resident_memory_bytes, process_cpu_seconds_total, open file descriptors...
 ProcessCollector(registry=REGISTRY)
 
+BUILD_INFO = Gauge(
+    "usersession_build_info",
+    "Always 1; the labels say which operator runs",
+    ["version", "python"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
 SESSIONS = Gauge("usersession_sessions", "UserSessions by phase", ["phase"], registry=REGISTRY)
 QUEUE_DEPTH = Gauge(
-    "usersession_queue_depth_total",
+    "usersession_queue_depth",
     "Messages waiting across all sessions' queues (last poll)",
     registry=REGISTRY,
 )
 PROCESSING_DEPTH = Gauge(
-    "usersession_processing_depth_total",
+    "usersession_processing_depth",
     "Messages in flight (taken by workers, not yet handled) across all sessions (last poll)",
+    registry=REGISTRY,
+)
+# The same two under their old names, which broke Prometheus' rule that _total
+# names a counter. Kept for one release so dashboards and alerts can move over.
+QUEUE_DEPTH_DEPRECATED = Gauge(
+    "usersession_queue_depth_total",
+    "Deprecated: use usersession_queue_depth (removed in the next release)",
+    registry=REGISTRY,
+)
+PROCESSING_DEPTH_DEPRECATED = Gauge(
+    "usersession_processing_depth_total",
+    "Deprecated: use usersession_processing_depth (removed in the next release)",
     registry=REGISTRY,
 )
 RECONCILES = Counter(
@@ -118,3 +141,11 @@ for _result in ("ok", "retry", "abandoned"):
     CLEANUPS.labels(_result)
 for _child in CHILD_KINDS:
     DRIFT_RESTORES.labels(_child.kind)
+
+
+def set_depths(queued: int, in_flight: int) -> None:
+    """Both depth gauges, under the current and the deprecated names."""
+    for gauge in (QUEUE_DEPTH, QUEUE_DEPTH_DEPRECATED):
+        gauge.set(queued)
+    for gauge in (PROCESSING_DEPTH, PROCESSING_DEPTH_DEPRECATED):
+        gauge.set(in_flight)

@@ -118,7 +118,7 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
     exprs = " ".join(q.expr for q in panel_queries())
     for metric in (
         "usersession_sessions",
-        "usersession_queue_depth_total",
+        "usersession_queue_depth",
         "usersession_wake_duration_seconds_bucket",
         "usersession_reconcile_total",
         "usersession_status_patches_total",

@@ -68,8 +68,10 @@ class Poller:
         metrics.REDIS_POLL_SECONDS.observe(time.monotonic() - started)
         metrics.REDIS_POLL_ERRORS.inc(sum(1 for r in readings.values() if r.error))
         changed = self.record(readings)
-        metrics.QUEUE_DEPTH.set(sum(r.depth or 0 for r in readings.values()))
-        metrics.PROCESSING_DEPTH.set(sum(r.processing or 0 for r in readings.values()))
+        metrics.set_depths(
+            sum(r.depth or 0 for r in readings.values()),
+            sum(r.processing or 0 for r in readings.values()),
+        )
         return changed
 
     async def read(self, targets: Mapping[Key, QueueTarget]) -> None:
