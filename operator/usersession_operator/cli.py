@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "(env USERSESSION_NAMESPACES, comma-separated)",
     )
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING... (env USERSESSION_LOG_LEVEL)")
+    run.add_argument("--log-format", choices=["text", "json"], help="(env USERSESSION_LOG_FORMAT)")
     run.add_argument(
         "--liveness-port",
         type=int,
@@ -79,10 +80,27 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
         args,
         {
             "log_level": "log_level",
+            "log_format": "log_format",
             "liveness_port": "liveness_port",
             "metrics_port": "metrics_port",
             "poll_interval": "poll_interval_seconds",
         },
+    )
+
+
+def _configure_logging(settings: OperatorSettings) -> None:
+    if settings.log_format == "json":
+        import kopf
+
+        # kopf's JSON formatter: one object per line, with the object a handler's
+        # log line is about under "object" (kind, namespace, name).
+        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
+        logging.getLogger().setLevel(settings.log_level)
+        # Python's warnings too, or a pipeline meets a line that is not JSON.
+        logging.captureWarnings(True)
+        return
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
 
@@ -119,9 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.check()
     except ValueError as exc:  # bad numbers in the environment, or a bad address
         parser.error(str(exc))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings)
     if args.command == "run":
         if not _has_cluster_config():
             # The local development stack is not part of the shipped operator.
@@ -135,9 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from usersession_operator.kube import preflight
 
         try:
-            missing = preflight.missing_crd()
+            missing = preflight.problem()
         except Exception as exc:  # unreachable, forbidden: kopf retries and reports those
-            log.warning("could not check for the UserSession CRD: %s", exc)
+            log.warning("could not check the cluster before starting: %s", exc)
             missing = None
         if missing:
             print(missing, file=sys.stderr)

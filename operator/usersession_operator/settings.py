@@ -120,6 +120,9 @@ class OperatorSettings:
     # emits a Warning event naming the keys left behind, and lets deletion finish.
     cleanup_timeout_seconds: float = 600.0
     log_level: str = "INFO"
+    # "text" for people, "json" (one object per line, with the session it is about)
+    # for log pipelines.
+    log_format: str = "text"
     # Loopback by default; the Helm chart sets 0.0.0.0 so the kubelet's probes
     # and Prometheus can reach the pod.
     listen_host: str = "127.0.0.1"
@@ -152,6 +155,10 @@ class OperatorSettings:
             raise InvalidSession(
                 "USERSESSION_PROCESSING_TRIGGER must be auto or always, "
                 f"got {self.processing_trigger!r}"
+            )
+        if self.log_format not in ("text", "json"):
+            raise InvalidSession(
+                f"USERSESSION_LOG_FORMAT must be text or json, got {self.log_format!r}"
             )
         if self.capacity < 0:
             raise InvalidSession(f"USERSESSION_CAPACITY must be 0 or more, got {self.capacity}")
@@ -210,6 +217,7 @@ class OperatorSettings:
                 "CLEANUP_TIMEOUT", defaults.cleanup_timeout_seconds, float
             ),
             log_level=get("LOG_LEVEL", defaults.log_level).upper(),
+            log_format=get("LOG_FORMAT", defaults.log_format).lower(),
             listen_host=get("LISTEN_HOST", defaults.listen_host),
             liveness_port=number("LIVENESS_PORT", defaults.liveness_port, int),
             metrics_port=number("METRICS_PORT", defaults.metrics_port, int),

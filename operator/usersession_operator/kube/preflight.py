@@ -1,12 +1,13 @@
 """Checks before the operator starts: is the cluster ready for it?
 
-Without its CRD kopf would start, fail to watch usersessions and keep logging
-404s; one clear line on stderr and exit code 2 says what to do instead.
+Without its CRD, or with a kubeconfig that cannot be loaded, kopf would start
+and retry for ever, logging the same error each minute; one clear line on stderr
+and exit code 2 say what to do instead.
 """
 
 from __future__ import annotations
 
-from kubernetes import client
+from kubernetes import client, config
 
 from usersession_operator.kube.client import ApiException, load_api_client
 from usersession_operator.session.model import GROUP, PLURAL, VERSION
@@ -39,3 +40,13 @@ def missing_crd(
         "install the CRD first (kubectl apply --server-side -f crds/, or the Helm chart, "
         "which carries it)"
     )
+
+
+def problem() -> str | None:
+    """What stops the operator from working on this cluster at all; None if nothing
+    does. Transient failures (unreachable, forbidden) are raised, as above."""
+    try:
+        api_client = load_api_client()
+    except config.ConfigException as exc:
+        return f"usersession-operator: cannot load the cluster configuration: {exc}"
+    return missing_crd(api_client)
