@@ -3,6 +3,14 @@
 Whether a live child matches is judged when it is seen (its watch event, or the
 answer to an apply) and kept as a digest of the wanted manifest, so a reconcile
 of an unchanged session compares digests and writes nothing.
+
+A live child "contains" the wanted manifest (drift.py) even when the wanted one
+has lost a field the live one still has: resuming a session drops KEDA's paused
+annotation, say. So every apply stamps the child with the digest of the manifest
+it came from, and a child matches only a manifest of that digest. Found by the
+chaos run: a ScaledObject's watch event, judged against a just-resumed spec
+before its reconcile ran, matched it, the reconcile then skipped the apply, and
+the session stayed paused for good with messages waiting.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from usersession_operator.state import ClusterState, Key
 from usersession_operator.status.drift import drifted
 
 log = logging.getLogger(__name__)
+
+APPLIED_DIGEST_ANNOTATION = "sessions.ai-infra.dev/applied-digest"
 
 
 class Children:
@@ -71,7 +81,8 @@ class Children:
         exists: bool | None = True if child in table else None
         if exists is None and self.synced():
             exists = False
-        live = await asyncio.to_thread(self._apply_blocking, kind, manifest, session, exists)
+        stamped = _stamped(manifest)
+        live = await asyncio.to_thread(self._apply_blocking, kind, stamped, session, exists)
         # Status can use the result at once instead of waiting for the watch event.
         self.state.record_child(table, live, deleted=False)
         self.judge(kind, child, manifest, live)
@@ -96,7 +107,12 @@ class Children:
         if drifted(wanted, live):
             verdicts.pop(kind.kind, None)
             return True
-        verdicts[kind.kind] = digest(wanted)
+        if _applied_digest(live) == digest(wanted):
+            verdicts[kind.kind] = digest(wanted)
+        else:
+            # Applied from another spec (or by a version before the stamp): not drift
+            # to restore, but the next reconcile must apply, not skip.
+            verdicts.pop(kind.kind, None)
         return False
 
     def seen(
@@ -135,3 +151,19 @@ class Children:
 def digest(manifest: Mapping[str, Any]) -> str:
     """Identifies a wanted manifest: equal digests, equal manifests."""
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _stamped(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest with the digest of itself (unstamped) in an annotation."""
+    meta = dict(manifest.get("metadata") or {})
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        APPLIED_DIGEST_ANNOTATION: digest(manifest),
+    }
+    return {**manifest, "metadata": meta}
+
+
+def _applied_digest(live: Mapping[str, Any]) -> str | None:
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(APPLIED_DIGEST_ANNOTATION)
+    return value if isinstance(value, str) else None

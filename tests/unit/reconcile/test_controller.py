@@ -7,7 +7,8 @@ import copy
 from typing import Any
 
 from support.controllers import KEY, RecordingKube, body
-from usersession_operator.builders import DEPLOYMENT, TRIGGER_AUTH, ChildKind
+from usersession_operator.builders import DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH, ChildKind
+from usersession_operator.builders.scaledobject import PAUSED_REPLICAS_ANNOTATION
 from usersession_operator.reconcile.controller import Controller
 
 _NOW = "2026-01-01T00:00:00Z"
@@ -37,6 +38,46 @@ def test_a_deleted_child_is_applied_again(controller: Controller, kube: Recordin
     _seen(controller, DEPLOYMENT, "MODIFIED", built)
     _seen(controller, DEPLOYMENT, "DELETED", built)
     assert [b["kind"] for b in kube.applied] == ["Deployment"]
+
+
+def test_a_resume_is_applied_even_if_the_paused_child_was_seen_first(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    # Found by the chaos run. Suspend: the operator applies a paused ScaledObject.
+    suspended = body(controller)
+    suspended["metadata"]["generation"] = 2
+    suspended["spec"]["suspend"] = True
+    controller.state.upsert_session(suspended)
+    asyncio.run(controller.handler.reconcile(KEY))
+    [paused] = [b for b in kube.applied if b["kind"] == "ScaledObject"]
+    assert PAUSED_REPLICAS_ANNOTATION in paused["metadata"]["annotations"]
+
+    # Resume; before its reconcile runs, a watch event of the still-paused child
+    # (KEDA writing its status, a re-list) is judged against the resumed spec. The
+    # paused child "contains" the resumed manifest, which lacks the annotation.
+    resumed = copy.deepcopy(suspended)
+    resumed["metadata"]["generation"] = 3
+    resumed["spec"]["suspend"] = False
+    controller.state.upsert_session(resumed)
+    _seen(controller, SCALED_OBJECT, "MODIFIED", paused)
+    asyncio.run(controller.handler.reconcile(KEY))
+    last = [b for b in kube.applied if b["kind"] == "ScaledObject"][-1]
+    assert PAUSED_REPLICAS_ANNOTATION not in last["metadata"].get("annotations", {})
+
+
+def test_a_child_applied_from_this_spec_is_not_applied_again(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    # The stamp keeps the no-write reconcile: an operator taking over lists children
+    # another replica applied from the same spec, and writes nothing.
+    asyncio.run(controller.handler.reconcile(KEY))
+    applied = len(kube.applied)
+    for live in list(kube.applied):
+        kind = {k.kind: k for k in (DEPLOYMENT, SCALED_OBJECT, TRIGGER_AUTH)}[live["kind"]]
+        _seen(controller, kind, "MODIFIED", live)
+    controller.state.reconciled.clear()  # as after a takeover
+    asyncio.run(controller.handler.reconcile(KEY))
+    assert len(kube.applied) == applied
 
 
 def _seen(controller: Controller, kind: ChildKind, event: str, body: dict[str, Any]) -> None:
