@@ -61,6 +61,22 @@ def test_the_chart_claims_the_kubernetes_the_tests_run() -> None:
     assert claim == f">={minor}.0-0"
 
 
+def test_the_packaged_chart_carries_everything(tmp_path: Path) -> None:
+    # What the release workflow pushes: helm package, then installed from the .tgz.
+    subprocess.run(
+        [helm(), "package", str(CHART), "-d", str(tmp_path)], check=True, capture_output=True
+    )
+    [package] = tmp_path.glob("usersession-operator-*.tgz")
+    out = subprocess.run(
+        [helm(), "template", "uso", str(package), "--kube-version", kube_version()],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(out) if d}
+    assert {"CustomResourceDefinition", "Deployment", "ClusterRole", "PodDisruptionBudget"} <= kinds
+
+
 def test_helm_lint_passes_with_default_and_full_values() -> None:
     for extra in ([], ["--values", str(FULL_VALUES)]):
         result = subprocess.run(
