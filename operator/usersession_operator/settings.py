@@ -59,6 +59,11 @@ class LeaderElection:
     lease_name: str = "usersession-operator"
     namespace: str = "default"  # the operator's own namespace in a pod (POD_NAMESPACE)
     identity: str = field(default_factory=default_identity)
+    # client-go's usual timings (leadership/lease.py says what each means). A
+    # longer lease rides out API server hiccups; a shorter one fails over sooner.
+    lease_seconds: int = 10
+    renew_every_seconds: float = 2.0
+    renew_deadline_seconds: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,18 @@ class OperatorSettings:
                 "USERSESSION_PROCESSING_TRIGGER must be auto or always, "
                 f"got {self.processing_trigger!r}"
             )
+        election = self.leader_election
+        if not 0 < election.renew_every_seconds < election.renew_deadline_seconds:
+            raise InvalidSession(
+                "USERSESSION_LEADER_ELECTION_RENEW_EVERY_SECONDS must be more than 0 and "
+                "less than USERSESSION_LEADER_ELECTION_RENEW_DEADLINE_SECONDS"
+            )
+        if not election.renew_deadline_seconds < election.lease_seconds:
+            # The leader must have stopped before a standby may take over.
+            raise InvalidSession(
+                "USERSESSION_LEADER_ELECTION_RENEW_DEADLINE_SECONDS must be less than "
+                "USERSESSION_LEADER_ELECTION_LEASE_SECONDS"
+            )
         if self.log_format not in ("text", "json"):
             raise InvalidSession(
                 f"USERSESSION_LOG_FORMAT must be text or json, got {self.log_format!r}"
@@ -200,6 +217,19 @@ class OperatorSettings:
                 env.get("POD_NAMESPACE") or defaults.leader_election.namespace,
             ),
             identity=default_identity(env),
+            lease_seconds=number(
+                "LEADER_ELECTION_LEASE_SECONDS", defaults.leader_election.lease_seconds, int
+            ),
+            renew_every_seconds=number(
+                "LEADER_ELECTION_RENEW_EVERY_SECONDS",
+                defaults.leader_election.renew_every_seconds,
+                float,
+            ),
+            renew_deadline_seconds=number(
+                "LEADER_ELECTION_RENEW_DEADLINE_SECONDS",
+                defaults.leader_election.renew_deadline_seconds,
+                float,
+            ),
         )
         return cls(
             namespaces=namespaces,

@@ -61,6 +61,16 @@ def test_the_chart_claims_the_kubernetes_the_tests_run() -> None:
     assert claim == f">={minor}.0-0"
 
 
+def test_lease_timings_reach_the_operator_and_overlapping_ones_are_refused() -> None:
+    _, env = _operator("--values", str(FULL_VALUES))
+    assert env["USERSESSION_LEADER_ELECTION_LEASE_SECONDS"] == "15"
+    assert env["USERSESSION_LEADER_ELECTION_RENEW_EVERY_SECONDS"] == "3"
+    assert env["USERSESSION_LEADER_ELECTION_RENEW_DEADLINE_SECONDS"] == "12"
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        render("--set", "leaderElection.renewDeadlineSeconds=10")  # = the lease duration
+    assert "two operators could act at once" in info.value.stderr
+
+
 def test_the_packaged_chart_carries_everything(tmp_path: Path) -> None:
     # What the release workflow pushes: helm package, then installed from the .tgz.
     subprocess.run(

@@ -59,3 +59,38 @@ def test_check_refuses_bad_addresses(variable: str, value: str) -> None:
     settings = OperatorSettings.from_env({variable: value})
     with pytest.raises(InvalidSession, match=variable):
         settings.check()
+
+
+def test_lease_timings_come_from_the_environment() -> None:
+    election = OperatorSettings.from_env(
+        {
+            "USERSESSION_LEADER_ELECTION_LEASE_SECONDS": "30",
+            "USERSESSION_LEADER_ELECTION_RENEW_EVERY_SECONDS": "5",
+            "USERSESSION_LEADER_ELECTION_RENEW_DEADLINE_SECONDS": "20",
+        }
+    ).leader_election
+    assert (election.lease_seconds, election.renew_every_seconds) == (30, 5.0)
+    assert election.renew_deadline_seconds == 20.0
+
+
+@pytest.mark.parametrize(
+    ("lease", "every", "deadline", "named"),
+    [
+        # A leader still acting after a standby may take over: two operators at once.
+        ("10", "2", "10", "RENEW_DEADLINE_SECONDS must be less than"),
+        ("10", "8", "8", "RENEW_EVERY_SECONDS must be more than 0 and less than"),
+        ("10", "0", "8", "RENEW_EVERY_SECONDS must be more than 0"),
+    ],
+)
+def test_lease_timings_that_could_overlap_two_leaders_are_refused(
+    lease: str, every: str, deadline: str, named: str
+) -> None:
+    settings = OperatorSettings.from_env(
+        {
+            "USERSESSION_LEADER_ELECTION_LEASE_SECONDS": lease,
+            "USERSESSION_LEADER_ELECTION_RENEW_EVERY_SECONDS": every,
+            "USERSESSION_LEADER_ELECTION_RENEW_DEADLINE_SECONDS": deadline,
+        }
+    )
+    with pytest.raises(InvalidSession, match=named):
+        settings.check()

@@ -51,8 +51,14 @@ class Elector:
         api: LeaseStore,
         identity: str,
         clock: Callable[[], float] = time.monotonic,
+        lease_seconds: int = LEASE_SECONDS,
+        renew_every_seconds: float = RENEW_EVERY_SECONDS,
+        renew_deadline_seconds: float = RENEW_DEADLINE_SECONDS,
     ) -> None:
         self.api, self.identity, self.clock = api, identity, clock
+        self.lease_seconds = lease_seconds
+        self.renew_every = renew_every_seconds
+        self.renew_deadline = renew_deadline_seconds
         self.lease: Lease | None = None  # the last one read or written
         self.last_renewed: float | None = None  # clock() of our last successful write
         self._observer = Observer()
@@ -84,7 +90,7 @@ class Elector:
         move = decide(lease, self.identity, self._observer.unchanged_for(lease, self.clock()))
         if move is Move.WAIT:
             return False
-        spec = claimed(lease, self.identity, dt.datetime.now(dt.UTC))
+        spec = claimed(lease, self.identity, dt.datetime.now(dt.UTC), self.lease_seconds)
         try:
             if lease is None:
                 written = await self._create(spec)
@@ -114,15 +120,15 @@ class Elector:
                     "holder stops renewing it)",
                     self.where,
                     holder,
-                    self.lease.duration_seconds if self.lease else LEASE_SECONDS,
+                    self.lease.duration_seconds if self.lease else self.lease_seconds,
                 )
                 waiting_for = holder
-            await asyncio.sleep(RENEW_EVERY_SECONDS)
+            await asyncio.sleep(self.renew_every)
 
     async def renew(self) -> bool:
         """Renew with the Lease we last wrote (one call); on a conflict, read who has it."""
         assert self.lease is not None
-        spec = claimed(self.lease, self.identity, dt.datetime.now(dt.UTC))
+        spec = claimed(self.lease, self.identity, dt.datetime.now(dt.UTC), self.lease_seconds)
         try:
             self.lease = await self._replace(self.lease, spec)
         except ApiException as exc:
@@ -135,9 +141,9 @@ class Elector:
     async def keep(self) -> str:
         """Renew every period while leading; return why leadership ended."""
         while True:
-            await asyncio.sleep(RENEW_EVERY_SECONDS)
+            await asyncio.sleep(self.renew_every)
             assert self.last_renewed is not None
-            remaining = self.last_renewed + RENEW_DEADLINE_SECONDS - self.clock()
+            remaining = self.last_renewed + self.renew_deadline - self.clock()
             try:
                 # Bounded by the deadline, so a hung API server cannot keep us
                 # acting past it.
@@ -146,8 +152,8 @@ class Elector:
                 log.warning("Cannot renew the lease %s: %s", self.where, describe(exc))
             if self.lease is not None and self.lease.holder not in ("", self.identity):
                 return f"{self.lease.holder} holds it now"
-            if lost(self.last_renewed, self.clock()):
-                return f"not renewed for {RENEW_DEADLINE_SECONDS:g} s"
+            if lost(self.last_renewed, self.clock(), self.renew_deadline):
+                return f"not renewed for {self.renew_deadline:g} s"
 
     async def release(self) -> None:
         """Give the Lease up so that a standby takes over now, not after it expires."""

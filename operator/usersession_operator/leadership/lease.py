@@ -91,20 +91,22 @@ def micro_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def claimed(lease: Lease | None, me: str, now: dt.datetime) -> dict[str, Any]:
+def claimed(
+    lease: Lease | None, me: str, now: dt.datetime, duration: int = LEASE_SECONDS
+) -> dict[str, Any]:
     """The Lease's spec with `me` holding it: renewed if it was ours, else taken over."""
     stamp = micro_time(now)
     if lease is not None and lease.holder == me:
         return {
             "holderIdentity": me,
-            "leaseDurationSeconds": LEASE_SECONDS,
+            "leaseDurationSeconds": duration,
             "acquireTime": lease.acquire_time or stamp,
             "renewTime": stamp,
             "leaseTransitions": lease.transitions,
         }
     return {
         "holderIdentity": me,
-        "leaseDurationSeconds": LEASE_SECONDS,
+        "leaseDurationSeconds": duration,
         "acquireTime": stamp,
         "renewTime": stamp,
         "leaseTransitions": 0 if lease is None else lease.transitions + 1,
@@ -123,7 +125,7 @@ def released(lease: Lease, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def lost(last_renewed: float, now: float) -> bool:
+def lost(last_renewed: float, now: float, deadline: float = RENEW_DEADLINE_SECONDS) -> bool:
     """The leader must stop: it could not renew for the deadline, so a standby may
-    soon (LEASE_SECONDS after its last look) take over."""
-    return now - last_renewed > RENEW_DEADLINE_SECONDS
+    soon (the lease duration after its last look) take over."""
+    return now - last_renewed > deadline

@@ -37,7 +37,13 @@ async def lead(config: OperatorSettings, memo: kopf.Memo) -> None:
         return
     api_client = await asyncio.to_thread(load_api_client)
     lease = LeaseApi(api_client, election.namespace, election.lease_name)
-    elector = Elector(lease, election.identity)
+    elector = Elector(
+        lease,
+        election.identity,
+        lease_seconds=election.lease_seconds,
+        renew_every_seconds=election.renew_every_seconds,
+        renew_deadline_seconds=election.renew_deadline_seconds,
+    )
     log.info("Leader election: lease %s as %s", elector.where, election.identity)
     async with _standby_health(config):
         await elector.acquire()

@@ -6,10 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pytest
-
 from usersession_operator.kube.client import ApiException
-from usersession_operator.leadership import elector as leadership
 from usersession_operator.leadership.elector import Elector
 from usersession_operator.leadership.lease import LEASE_SECONDS, RENEW_DEADLINE_SECONDS, Lease
 
@@ -47,8 +44,10 @@ class MemoryLeases:
         return self.put(spec)
 
 
-def elector(store: MemoryLeases, identity: str, clock: Callable[[], float]) -> Elector:
-    return Elector(store, identity, clock)
+def elector(
+    store: MemoryLeases, identity: str, clock: Callable[[], float], **timings: Any
+) -> Elector:
+    return Elector(store, identity, clock, **timings)
 
 
 def test_of_two_candidates_exactly_one_leads_and_the_other_waits() -> None:
@@ -79,9 +78,7 @@ def test_a_write_based_on_a_stale_read_loses_the_race() -> None:
     assert store.lease().transitions == 4
 
 
-def test_a_standby_takes_over_only_after_the_lease_stops_changing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_standby_takes_over_only_after_the_lease_stops_changing() -> None:
     store, now = MemoryLeases(), [0.0]
     a, b = (elector(store, name, lambda: now[0]) for name in ("a", "b"))
 
@@ -100,10 +97,9 @@ def test_a_standby_takes_over_only_after_the_lease_stops_changing(
     assert store.lease().holder == "b"
 
 
-def test_keeping_ends_when_someone_else_holds_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(leadership, "RENEW_EVERY_SECONDS", 0.01)
+def test_keeping_ends_when_someone_else_holds_the_lease() -> None:
     store, now = MemoryLeases(), [0.0]
-    a = elector(store, "a", lambda: now[0])
+    a = elector(store, "a", lambda: now[0], renew_every_seconds=0.01)
 
     async def main() -> str:
         assert await a.try_once()
@@ -113,10 +109,9 @@ def test_keeping_ends_when_someone_else_holds_the_lease(monkeypatch: pytest.Monk
     assert asyncio.run(main()) == "intruder holds it now"
 
 
-def test_keeping_ends_when_renewals_fail_past_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(leadership, "RENEW_EVERY_SECONDS", 0.01)
+def test_keeping_ends_when_renewals_fail_past_the_deadline() -> None:
     store, now = MemoryLeases(), [0.0]
-    a = elector(store, "a", lambda: now[0])
+    a = elector(store, "a", lambda: now[0], renew_every_seconds=0.01)
 
     def unreachable(*_: object) -> dict[str, Any]:
         now[0] += 3  # each failing attempt costs time
@@ -159,3 +154,29 @@ def test_release_after_a_renewal_whose_answer_was_lost_still_releases() -> None:
 
     asyncio.run(main())
     assert store.lease().holder == ""
+
+
+def test_the_timings_are_settings() -> None:
+    store, now = MemoryLeases(), [0.0]
+    a = elector(
+        store,
+        "a",
+        lambda: now[0],
+        lease_seconds=30,
+        renew_every_seconds=0.01,
+        renew_deadline_seconds=20.0,
+    )
+
+    def unreachable(*_: object) -> dict[str, Any]:
+        now[0] += 3
+        raise OSError("connection refused")
+
+    async def main() -> str:
+        assert await a.try_once()
+        assert store.obj is not None
+        assert store.obj["spec"]["leaseDurationSeconds"] == 30  # what standbys go by
+        store.replace = unreachable  # type: ignore[method-assign]
+        return await asyncio.wait_for(a.keep(), 5)
+
+    assert asyncio.run(main()) == "not renewed for 20 s"
+    assert 20 < now[0] <= 23  # the deadline given, not the default's 8 s
