@@ -26,6 +26,7 @@ from typing import Any
 
 from kubernetes import client
 
+from usersession_operator.backoff import Backoff
 from usersession_operator.kube.client import ApiClient, ApiException, describe
 from usersession_operator.session.model import GROUP, KIND, PLURAL, VERSION
 
@@ -36,7 +37,7 @@ Deliver = Callable[[str, dict[str, Any]], None]
 
 PAGE = 500  # objects per list page: bounds the memory a listing of thousands takes
 WATCH_SECONDS = 290  # the server ends a watch after this; it is resumed where it stopped
-_BACKOFF_MAX = 30.0
+_BACKOFF = Backoff(first=1.0, ceiling=30.0)  # a failed list or watch, before the next
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,11 @@ class Watch:
     # -- the thread ------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = 1.0
+        failures = 0
         while not self._stopping.is_set():
             try:
                 version = self._relist()
-                backoff = 1.0
+                failures = 0
                 while not self._stopping.is_set():
                     version = self._watch(version)
             except _Expired:
@@ -146,6 +147,8 @@ class Watch:
                 if self._stopping.is_set():
                     return
                 self.last_error = describe(exc)
+                failures += 1
+                backoff = _BACKOFF.delay(failures)
                 log.warning(
                     "watching %s failed (%s); retrying in %.0fs",
                     self.resource.plural,
@@ -153,7 +156,6 @@ class Watch:
                     backoff,
                 )
                 self._stopping.wait(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
 
     def _relist(self) -> str:
         seen: dict[str, set[str]] = {}

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import kopf
 
+from usersession_operator.backoff import Backoff
 from usersession_operator.kube import endpointslices
 from usersession_operator.kube.client import (
     USER_AGENT,
@@ -52,7 +53,7 @@ PORT_NAME = "grpc"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 
-_RETRY_FIRST, _RETRY_MAX = 2.0, 60.0
+_RETRY = Backoff(first=2.0, ceiling=60.0)
 
 
 def endpoint_slice(target: PushEndpoints, port: int, service_uid: str | None) -> dict[str, Any]:
@@ -140,20 +141,20 @@ async def withdraw(memo: kopf.Memo) -> None:
 
 
 async def _publish_until_written(target: PushEndpoints, port: int) -> None:
-    delay = _RETRY_FIRST
     failures = 0
     while True:
         try:
             await asyncio.to_thread(_with_client, write, target, port)
         except Exception as exc:
             failures += 1
+            delay = _RETRY.delay(failures)
             # Loud the first time, then quieter: a missing permission or Service
             # stays missing until someone fixes it.
             (log.error if failures == 1 else log.warning)(
                 "Cannot publish this replica (%s:%s) as the endpoint of the push Service %s: "
                 "%s%s. KEDA's external-push connections fail until it is written; sessions "
                 "still wake through their redis triggers, at KEDA's polling interval. "
-                "Retrying in %g s",
+                "Retrying in %.0f s",
                 target.pod_ip,
                 port,
                 _where(target),
@@ -162,7 +163,6 @@ async def _publish_until_written(target: PushEndpoints, port: int) -> None:
                 delay,
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_MAX)
         else:
             log.info(
                 "The push Service %s now routes to this replica (%s:%s)",

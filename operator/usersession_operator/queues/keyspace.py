@@ -22,11 +22,14 @@ from collections.abc import Callable
 
 from redis.exceptions import ResponseError
 
+from usersession_operator.backoff import Backoff
 from usersession_operator.queues.connections import RedisConnections
 from usersession_operator.queues.targets import QueueTarget
 from usersession_operator.session.keys import keyspace_channel, processing_key, work_channel
 from usersession_operator.state import Key
 
+# Reconnecting to a Redis whose keyspace events stopped.
+RECONNECT = Backoff(first=1.0, ceiling=10.0)
 log = logging.getLogger(__name__)
 
 Server = tuple[str, int, int]  # host, port, database
@@ -93,11 +96,11 @@ class KeyspaceWatcher:
         self._tasks.clear()
 
     async def _listen(self, server: Server) -> None:
-        delay = 1.0
+        failures = 0
         while server in self._channels:
             try:
                 await self._listen_once(server)
-                delay = 1.0
+                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # whatever broke, listening must go on
@@ -105,8 +108,8 @@ class KeyspaceWatcher:
                 # Events may have been missed meanwhile: have every list re-read.
                 for key in set(self._channels.get(server, {}).values()):
                     self.changed(key)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                failures += 1
+                await asyncio.sleep(RECONNECT.delay(failures))
 
     async def _listen_once(self, server: Server) -> None:
         client, _ = await self.connections.client(self._targets[server], socket_timeout=None)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from usersession_operator import metrics
+from usersession_operator.backoff import Backoff
 from usersession_operator.kube.client import (
     ApiException,
     describe,
@@ -35,6 +36,8 @@ from usersession_operator.state import ClusterState, Key
 from usersession_operator.status.expiry import expired
 
 log = logging.getLogger(__name__)
+
+CLEANUP_RETRY = Backoff(first=1.0, ceiling=30.0)
 
 # (connections, target) -> the keys removed; queues/cleanup.py's, or a test's.
 Cleanup = Callable[[RedisConnections, QueueTarget], Awaitable[list[str]]]
@@ -92,8 +95,10 @@ class Finalizer:
                 return
             metrics.CLEANUPS.labels("retry").inc()
             retry = self._attempts[key] = self._attempts.get(key, 0) + 1
-            delay = min(30, 2 ** min(retry - 1, 5))
-            message = f"{reason}; retrying in {delay}s (giving up after {limit:.0f}s)"
+            delay = CLEANUP_RETRY.delay(retry)
+            # The unspread wait, so repeated events read alike and aggregate.
+            about = CLEANUP_RETRY.base(retry)
+            message = f"{reason}; retrying in about {about:.0f}s (giving up after {limit:.0f}s)"
             await self.status.warn(key, body, "RedisCleanupFailed", message)
             raise RetryLater(reason, delay) from exc
         self._attempts.pop(key, None)

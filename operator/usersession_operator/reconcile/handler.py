@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from usersession_operator import metrics
+from usersession_operator.backoff import Backoff
 from usersession_operator.kube.client import ApiException, describe_api_error
 from usersession_operator.kube.writes import Kube
 from usersession_operator.queues.targets import QueueTarget
@@ -25,8 +26,8 @@ from usersession_operator.state import ClusterState, Key, ReconcileResult
 from usersession_operator.status.times import parse_time
 from usersession_operator.wake.poller import Poller
 
-# A refused apply is tried again after this, doubling up to RETRY_MAX.
-RETRY_FIRST, RETRY_MAX = 10.0, 300.0
+# A refused apply is tried again after about 10 s, doubling up to 5 min.
+APPLY_RETRY = Backoff(first=10.0, ceiling=300.0)
 # Someone else changed the finalizers between our read and our write: read again soon.
 CONFLICT_RETRY = 0.5
 
@@ -118,7 +119,7 @@ class SessionHandler:
             self._reconciled(key, ReconcileResult(_generation(body), describe_api_error(exc)))
             await self.status.refresh(key)
             metrics.RECONCILES.labels("error").inc()
-            return min(RETRY_MAX, RETRY_FIRST * 2.0 ** (failures - 1))
+            return APPLY_RETRY.delay(failures)
         self._failed_applies.pop(key, None)
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         metrics.RECONCILES.labels("ok").inc()

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from usersession_operator.backoff import Backoff
 from usersession_operator.state import Key
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ log = logging.getLogger(__name__)
 # key -> None when done, or seconds until it is to be handled again.
 Handle = Callable[[Key], Awaitable[float | None]]
 
-# After an unexpected failure: 1 s, doubling per failure of the same key, up to this.
-MAX_BACKOFF = 300.0
+# After an unexpected failure: about 1 s, doubling per failure of the same key, to 5 min.
+BUG_RETRY = Backoff(first=1.0, ceiling=300.0)
 
 
 class RetryLater(Exception):
@@ -118,7 +119,7 @@ class WorkQueue:
                 raise
             except Exception:  # a bug for one session must not stop the others
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
-                delay = min(MAX_BACKOFF, 2.0 ** (failures - 1))
+                delay = BUG_RETRY.delay(failures)
                 log.exception("handling UserSession %s/%s failed; again in %.0fs", *key, delay)
             finally:
                 self._active.discard(key)
