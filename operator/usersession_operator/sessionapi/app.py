@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
@@ -19,6 +18,7 @@ from usersession_operator.sessionapi import endpoints, errors
 from usersession_operator.sessionapi.auth import Authenticator
 from usersession_operator.sessionapi.cache import SessionCache
 from usersession_operator.sessionapi.context import CONTEXT, PRINCIPAL, Context
+from usersession_operator.sessionapi.contract import DOCUMENT
 from usersession_operator.sessionapi.metrics import ApiMetrics
 from usersession_operator.sessionapi.settings import ApiSettings
 from usersession_operator.sessionapi.store import SessionStore
@@ -34,7 +34,7 @@ _PATTERNS = {("DELETE", "/session/{id}"): "/session/{id:(?!create$)[^/]+}"}
 
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:
-    paths = yaml.safe_load(endpoints.OPENAPI.read_text())["paths"]
+    paths = DOCUMENT["paths"]
     return [
         (method.upper(), path, operation)
         for path, item in paths.items()

@@ -6,10 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
-import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,6 +20,7 @@ from usersession_operator.session.spec import session_from_body
 from usersession_operator.sessionapi import errors, validation, views
 from usersession_operator.sessionapi.auth import Principal
 from usersession_operator.sessionapi.context import CONTEXT, PRINCIPAL, Context
+from usersession_operator.sessionapi.contract import DOCUMENT, OPENAPI
 from usersession_operator.sessionapi.errors import ApiError
 
 
@@ -107,11 +106,8 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-OPENAPI = resources.files(__package__).joinpath("openapi.yaml")
-
-
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(yaml.safe_load(OPENAPI.read_text()))
+    return web.json_response(DOCUMENT)
 
 
 async def openapi_yaml(request: web.Request) -> web.Response:

@@ -9,31 +9,33 @@ too large, with every offending field named.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from usersession_operator.session.model import RESERVED_ENV_NAMES
+from usersession_operator.sessionapi.contract import (
+    DEFAULT_LIMIT,
+    ENV_NAME,
+    IMAGE,
+    MAX_ENV,
+    MAX_ENV_VALUE,
+    MAX_EXPIRY,
+    MAX_IMAGE,
+    MAX_LIMIT,
+    MAX_MESSAGE_CHARS,
+    MAX_MOUNT_PATH,
+    MAX_SIZE,
+    MAX_USER_ID,
+    MIN_EXPIRY,
+    SIZE,
+    USER_ID,
+)
 from usersession_operator.sessionapi.errors import bad_request, invalid
 
+# Not in the document: a transport limit, checked before the body is parsed.
 MAX_BODY_BYTES = 256 * 1024
-MAX_MESSAGE_CHARS = 32 * 1024
-MAX_USER_ID = 254  # the CRD's limit on spec.userId
-MAX_IMAGE = 512
-MAX_ENV = 64
-MAX_ENV_VALUE = 4096
-MAX_LIMIT = 500
-DEFAULT_LIMIT = 100
-
-# An opaque id or an e-mail address: no spaces, quotes or control characters,
-# so it is safe in logs, env values and filters.
-USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Printable ASCII without spaces: what image references are made of. Spelled as
-# a range so Python and the OpenAPI document's (ECMA) regex agree exactly.
-IMAGE = re.compile(r"[!-~]+")
 
 
 def session_id(text: str) -> str:
@@ -78,9 +80,6 @@ class CreateRequest:
 
 
 CREATE_FIELDS = ("user_id", "image", "env", "storage", "expire_after_idle_seconds")
-# A Kubernetes quantity as people write sizes: 512Mi, 10Gi, 1.5G.
-SIZE = re.compile(r"([1-9][0-9]*(\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?")
-MIN_EXPIRY, MAX_EXPIRY = 10, 31_536_000  # as the CRD: ten seconds to a year
 
 
 def create_request(body: Mapping[str, Any]) -> CreateRequest:
@@ -107,7 +106,7 @@ def create_request(body: Mapping[str, Any]) -> CreateRequest:
         errors.append(_err("env", f"at most {MAX_ENV} variables"))
     for name, value in env.items():
         where = f"env.{name}"
-        if not ENV_NAME.fullmatch(name) or len(name) > 256:
+        if not ENV_NAME.fullmatch(name):
             errors.append(_err(where, "names are letters, digits and _, not starting with a digit"))
         elif name in RESERVED_ENV_NAMES:
             errors.append(_err(where, "is set by the operator and cannot be overridden"))
@@ -147,9 +146,9 @@ def _storage(value: Any, errors: list[dict[str, str]]) -> dict[str, str] | None:
     for name in sorted(set(value) - {"size", "mount_path"}):
         errors.append(_err(f"storage.{name}", "unknown field (allowed: size, mount_path)"))
     size, path = value.get("size"), value.get("mount_path", "/data")
-    if not (isinstance(size, str) and len(size) <= 32 and SIZE.fullmatch(size)):
+    if not (isinstance(size, str) and len(size) <= MAX_SIZE and SIZE.fullmatch(size)):
         errors.append(_err("storage.size", "must be a size above zero, such as 10Gi or 512Mi"))
-    if not (isinstance(path, str) and path.startswith("/") and len(path) <= 256):
+    if not (isinstance(path, str) and path.startswith("/") and len(path) <= MAX_MOUNT_PATH):
         errors.append(_err("storage.mount_path", "must be an absolute path"))
     if not (isinstance(size, str) and isinstance(path, str)):
         return None

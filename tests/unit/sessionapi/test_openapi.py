@@ -87,3 +87,23 @@ def test_the_phase_enum_is_the_operators_phases() -> None:
     from usersession_operator.status.compute import Phase
 
     assert SPEC["components"]["schemas"]["Phase"]["enum"] == [p.value for p in Phase]
+
+
+def test_validation_reads_its_limits_from_the_document() -> None:
+    # One source: change a limit in openapi.yaml and the API enforces the new one.
+    from usersession_operator.sessionapi import contract, validation
+
+    assert validation.MAX_IMAGE is contract.MAX_IMAGE == 512
+    assert contract.MAX_USER_ID == 254  # the CRD's limit on spec.userId
+    assert contract.ENV_NAME.fullmatch("A" * 256) and not contract.ENV_NAME.fullmatch("A" * 257)
+    assert contract.SIZE.fullmatch("10Gi") and not contract.SIZE.fullmatch("0")
+    assert (contract.MIN_EXPIRY, contract.MAX_EXPIRY) == (10, 31_536_000)  # as the CRD
+    assert (contract.MAX_LIMIT, contract.DEFAULT_LIMIT) == (500, 100)
+
+
+def test_the_documented_reserved_env_names_are_the_operators() -> None:
+    # The document once listed nine of the fifteen names the operator sets itself.
+    from usersession_operator.session.model import RESERVED_ENV_NAMES
+    from usersession_operator.sessionapi.contract import RESERVED_ENV_NAMES_DOCUMENTED
+
+    assert RESERVED_ENV_NAMES_DOCUMENTED == RESERVED_ENV_NAMES
