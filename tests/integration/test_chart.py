@@ -71,6 +71,19 @@ def test_lease_timings_reach_the_operator_and_overlapping_ones_are_refused() -> 
     assert "two operators could act at once" in info.value.stderr
 
 
+def test_the_created_redis_secret_is_in_every_namespace_sessions_live_in() -> None:
+    flags = ("--set", "redis.createSecret=true", "--set", "redis.password=not-a-real-one")
+    secrets = _kinds("Secret", *flags, "--set", "watchNamespaces={team-a,team-b}")
+    assert sorted(s["metadata"]["namespace"] for s in secrets) == [
+        "team-a",
+        "team-b",
+        RELEASE_NAMESPACE,
+    ]
+    # All namespaces watched: sessions elsewhere need their own Secret (README).
+    [only] = _kinds("Secret", *flags)
+    assert only["metadata"]["namespace"] == RELEASE_NAMESPACE
+
+
 def test_the_packaged_chart_carries_everything(tmp_path: Path) -> None:
     # What the release workflow pushes: helm package, then installed from the .tgz.
     subprocess.run(

@@ -122,6 +122,7 @@ def test_install_upgrade_uninstall(
     assert f"is installed as release {name} in {namespace}" in said, said
     assert f"kubectl -n {namespace} rollout status deployment/lc-usersession-operator" in said
     assert "{{" not in said and "<no value>" not in said, said
+    assert 'WARNING: redis.address "redis:6379" is a short name' in said  # the default
     installed = _released(cluster, name, namespace)
     assert "Deployment/lc-usersession-operator" in installed
     assert "PodDisruptionBudget/lc-usersession-operator" in installed
