@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import yaml
 from kubernetes import watch
 
 from support.logs import Collect
@@ -493,3 +495,42 @@ def test_gitops_safe_no_spec_writes_no_tracking_leaks_idempotent_apply(
             k.startswith("argocd.argoproj.io/")
             for k in (child["metadata"].get("annotations") or {})
         )
+
+
+# -- the examples ----------------------------------------------------------------
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _example_spec(name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())["spec"]
+    return spec
+
+
+def test_the_minimal_example_becomes_ready_as_written(api: Api, session_namespace: str) -> None:
+    # Run a second time as the chart's ServiceAccount (hack/test.sh): the chart's
+    # RBAC is enough for it.
+    ns, name = session_namespace, unique()
+    api.create(ns, name, **_example_spec("usersession-minimal.yaml"))
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    assert condition(status, "Ready")["status"] == "True"
+
+
+def test_the_full_examples_workload_becomes_ready(api: Api, session_namespace: str) -> None:
+    # Its pod fields as written (restricted security contexts, affinity, pull
+    # secrets, env, resources...); its Redis is this suite's own, and its storage
+    # is left out: the local stack has no volume provisioner.
+    spec = _example_spec("usersession-full.yaml")
+    spec.pop("storage")
+    spec["redis"] = {"passwordSecretRef": {"name": "redis-auth", "key": "password"}}
+    spec["queue"].pop("name")  # a queue name of its own would be shared by both runs
+    ns, name = session_namespace, unique()
+    api.create(ns, name, **spec)
+    status = api.wait_status(ns, name, lambda s: s.get("phase") == "Sleeping")
+    assert condition(status, "Ready")["status"] == "True", status
+    pod = api.child("Deployment", ns, name)
+    assert pod is not None
+    template = pod["spec"]["template"]["spec"]
+    assert template["securityContext"]["runAsUser"] == 65532
+    assert template["imagePullSecrets"] == [{"name": "registry-credentials"}]
