@@ -34,8 +34,11 @@ class RecordingKube:
         self.calls.append(f"apply {body['kind']}")
         return copy.deepcopy(body)
 
-    def apply_deployment(self, body: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
-        return self.apply(body)
+    def apply_deployment(
+        self, body: dict[str, Any], initial: dict[str, Any], *_: Any, exists: bool = True
+    ) -> dict[str, Any]:
+        # As Kube does: a new Deployment is made by the create body alone.
+        return self.apply(body if exists else initial)
 
     def get(self, *_: Any) -> dict[str, Any] | None:
         return None

@@ -95,9 +95,14 @@ class Children:
         if exists is None:  # the watch has not listed yet: ask
             name = child_name(session.name)
             exists = self.kube.get(DEPLOYMENT.kind, session.namespace, name) is not None
-        return self.kube.apply_deployment(
-            manifest, initial_deployment(session), replicas_seed(session), exists=exists
-        )
+        # A new Deployment is made by the create body alone: it carries the stamp too,
+        # or every takeover would apply every Deployment again.
+        initial = initial_deployment(session)
+        initial["metadata"]["annotations"] = {
+            **(initial["metadata"].get("annotations") or {}),
+            APPLIED_DIGEST_ANNOTATION: _applied_digest(manifest),
+        }
+        return self.kube.apply_deployment(manifest, initial, replicas_seed(session), exists=exists)
 
     def judge(
         self, kind: ChildKind, child: Key, wanted: Mapping[str, Any], live: Mapping[str, Any]

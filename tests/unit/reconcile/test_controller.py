@@ -80,6 +80,24 @@ def test_a_child_applied_from_this_spec_is_not_applied_again(
     assert len(kube.applied) == applied
 
 
+def test_a_new_deployment_carries_the_stamp_from_its_create(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    # A new Deployment is made by the create body alone. Found by test_scale after
+    # the long chaos run: without the stamp there, every takeover re-applied every
+    # Deployment.
+    controller.state.deployments.clear()
+    controller.children_synced = True
+    asyncio.run(controller.handler.reconcile(KEY))
+    [created] = [b for b in kube.applied if b["kind"] == "Deployment"]
+    assert created["spec"]["replicas"] == 0  # the create body, not the main one
+    _seen(controller, DEPLOYMENT, "ADDED", created)
+    controller.state.reconciled.clear()  # as after a takeover
+    applied = len(kube.applied)
+    asyncio.run(controller.handler.reconcile(KEY))
+    assert len(kube.applied) == applied
+
+
 def _seen(controller: Controller, kind: ChildKind, event: str, body: dict[str, Any]) -> None:
     """A watch event, handled on a loop as the watches deliver it, and its aftermath."""
 
