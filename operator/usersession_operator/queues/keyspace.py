@@ -140,7 +140,7 @@ class KeyspaceWatcher:
                         self.changed(key)
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
 
 
 def _server(target: QueueTarget) -> Server:
