@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import json
 import os
 import socket
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from usersession_operator.session.model import InvalidSession, parse_address
 from usersession_operator.session.redisrefs import RedisDefaults, auth_defaults_from_env
+from usersession_operator.session.spec import check_workload_defaults
 
 ENV_PREFIX = "USERSESSION_"
 S = TypeVar("S")
@@ -151,6 +153,9 @@ class OperatorSettings:
     # "always": with it too (two Redis clients of KEDA's per session).
     processing_trigger: str = "auto"
     leader_election: LeaderElection = field(default_factory=LeaderElection)
+    # spec.workload fields every session gets unless it sets its own (which wins;
+    # the security contexts merge key by key): session/model.WORKLOAD_DEFAULT_FIELDS.
+    workload_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Refuse settings that would fail every session (raises InvalidSession)."""
@@ -180,6 +185,7 @@ class OperatorSettings:
         if self.capacity < 0:
             raise InvalidSession(f"USERSESSION_CAPACITY must be 0 or more, got {self.capacity}")
         parse_address(self.redis.address, "USERSESSION_REDIS_ADDRESS")
+        check_workload_defaults(self.workload_defaults, "USERSESSION_WORKLOAD_DEFAULTS")
         if self.push_address:
             parse_address(self.push_address, "USERSESSION_PUSH_ADDRESS")
         if self.redis_operator_address:
@@ -199,6 +205,16 @@ class OperatorSettings:
                 return kind(text)
             except ValueError:
                 raise ValueError(f"{ENV_PREFIX}{name} must be a number, got {text!r}") from None
+
+        def json_object(name: str) -> dict[str, Any]:
+            text = get(name, "{}")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{ENV_PREFIX}{name} is not JSON: {error}") from None
+            if not isinstance(value, dict):
+                raise ValueError(f"{ENV_PREFIX}{name} must be a JSON object")
+            return value
 
         defaults = cls()
         redis = RedisDefaults(
@@ -257,4 +273,5 @@ class OperatorSettings:
             push_endpoints=push_endpoints_from_env(env),
             processing_trigger=get("PROCESSING_TRIGGER", defaults.processing_trigger).lower(),
             leader_election=leader_election,
+            workload_defaults=json_object("WORKLOAD_DEFAULTS"),
         )

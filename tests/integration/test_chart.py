@@ -34,6 +34,7 @@ from support.monitoring import alert_groups, dashboard
 from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_operator.leadership.endpoints import PORT_NAME
+from usersession_operator.settings import OperatorSettings
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
 PUSH = "uso-usersession-operator-push"  # the push Service and its EndpointSlice
@@ -126,6 +127,8 @@ def test_helm_lint_passes_with_default_and_full_values() -> None:
         ("image.digest=latest", "/image/digest"),
         ("podDisruptionBudget.maxUnavailable=0", "/podDisruptionBudget/maxUnavailable"),
         ("extraEnv[0].value=x", "/extraEnv/0"),  # no name
+        # Not a default the operator takes: each session names its own image.
+        ("sessionWorkloadDefaults.image=x", "/sessionWorkloadDefaults"),
     ],
 )
 def test_values_schema_rejects_bad_values_clearly(override: str, complaint: str) -> None:
@@ -212,6 +215,18 @@ def test_pod_values_reach_the_operator_pod() -> None:
     assert container["image"].endswith("0.1.0@" + full["image"]["digest"])
     assert container["env"][-1] == {"name": "HTTPS_PROXY", "value": "http://proxy.example.com:3128"}
     assert env["USERSESSION_LEADER_ELECTION"] == "on"  # the chart's own stay
+
+
+def test_session_workload_defaults_reach_the_operator_and_it_takes_them() -> None:
+    full = yaml.safe_load(FULL_VALUES.read_text())["sessionWorkloadDefaults"]
+    _, env = _operator("--values", str(FULL_VALUES))
+    # The literal values, as the operator reads them (the rest come from the pod).
+    settings = OperatorSettings.from_env({k: v for k, v in env.items() if isinstance(v, str)})
+    settings.check()  # what the operator does at start
+    assert settings.workload_defaults == full
+    # None given: the variable is not set, and the operator's built-in defaults stand.
+    _, env = _operator()
+    assert "USERSESSION_WORKLOAD_DEFAULTS" not in env
 
 
 def test_openshift_can_let_the_namespace_assign_the_ids() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from tests.support.namespaces import fresh_namespace
 
+from support.namespaces import fresh_namespace
 from usersession_operator.builders.deployment import build_deployment
 from usersession_operator.session.spec import session_from_body
 from usersession_operator.settings import OperatorSettings
@@ -28,17 +28,24 @@ def restricted(api_client: client.ApiClient) -> Iterator[str]:
         yield name
 
 
-def _create_pod(api_client: client.ApiClient, namespace: str, workload: dict[str, Any]) -> None:
+def _create_pod(
+    api_client: client.ApiClient,
+    namespace: str,
+    workload: dict[str, Any],
+    settings: OperatorSettings | None = None,
+) -> dict[str, Any]:
     body = {
         "apiVersion": "sessions.ai-infra.dev/v1alpha1",
         "kind": "UserSession",
         "metadata": {"name": "alice", "namespace": namespace, "uid": "uid-1"},
         "spec": {"userId": "alice@example.com", "workload": workload},
     }
-    template = build_deployment(session_from_body(body, OperatorSettings()))["spec"]["template"]
+    session = session_from_body(body, settings or OperatorSettings())
+    template = build_deployment(session)["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod", **template}
     pod["metadata"] = {**template["metadata"], "generateName": "alice-"}
     client.CoreV1Api(api_client).create_namespaced_pod(namespace, pod, dry_run="All")
+    return dict(template["spec"])
 
 
 def test_a_restricted_namespace_admits_the_default_pod(
@@ -75,3 +82,28 @@ def test_a_session_that_asks_for_root_is_refused_there(
         )
     assert refused.value.status == 403
     assert "violates PodSecurity" in refused.value.body
+
+
+def test_a_platforms_workload_defaults_and_a_sessions_own_keys_stay_admitted(
+    api_client: client.ApiClient, restricted: str
+) -> None:
+    # The chart's sessionWorkloadDefaults (as in its full values) under a session
+    # that sets one key of its own: three layers, and still restricted.
+    platform = OperatorSettings(
+        workload_defaults={
+            "podSecurityContext": {"runAsUser": 1000, "fsGroup": 1000},
+            "securityContext": {"readOnlyRootFilesystem": True},
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}],
+        }
+    )
+    own = {"image": "registry.example.com/w:1", "podSecurityContext": {"runAsUser": 2000}}
+    pod = _create_pod(api_client, restricted, own, platform)
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsUser": 2000,
+        "fsGroup": 1000,
+    }
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}

@@ -94,3 +94,23 @@ def test_lease_timings_that_could_overlap_two_leaders_are_refused(
     )
     with pytest.raises(InvalidSession, match=named):
         settings.check()
+
+
+def test_workload_defaults_come_from_the_environment_as_json() -> None:
+    text = '{"priorityClassName": "sessions", "nodeSelector": {"pool": "sessions"}}'
+    settings = OperatorSettings.from_env({"USERSESSION_WORKLOAD_DEFAULTS": text})
+    assert settings.workload_defaults == {
+        "priorityClassName": "sessions",
+        "nodeSelector": {"pool": "sessions"},
+    }
+    assert OperatorSettings.from_env({}).workload_defaults == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"), [("{nope", "is not JSON"), ("[1]", "must be a JSON object")]
+)
+def test_workload_defaults_that_are_not_a_json_object_name_the_variable(
+    text: str, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=f"USERSESSION_WORKLOAD_DEFAULTS {complaint}"):
+        OperatorSettings.from_env({"USERSESSION_WORKLOAD_DEFAULTS": text})

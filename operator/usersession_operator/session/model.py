@@ -64,6 +64,24 @@ RESERVED_ENV_NAMES = frozenset(
 )
 
 
+# The spec.workload fields the operator's settings may give every session (the
+# chart's sessionWorkloadDefaults): where a platform's sessions run and with what
+# rights. A session's own field replaces the default whole, except the two
+# security contexts, which are laid key by key: built-in restricted defaults
+# (builders/podsecurity.py), then the operator's, then the session's.
+WORKLOAD_DEFAULT_FIELDS = (
+    "resources",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "imagePullSecrets",
+    "priorityClassName",
+    "securityContext",
+    "podSecurityContext",
+)
+LAYERED_WORKLOAD_FIELDS = ("securityContext", "podSecurityContext")
+
+
 class Phase(StrEnum):
     """status.phase: the one list of phases. Metrics and the session API use it; the
     CRD's and the OpenAPI document's enums are checked against it by unit tests."""
@@ -92,6 +110,9 @@ class Defaults(Protocol):
 
     @property
     def processing_trigger(self) -> str: ...
+
+    @property
+    def workload_defaults(self) -> Mapping[str, Any]: ...
 
 
 class InvalidSession(ValueError):

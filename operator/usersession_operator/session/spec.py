@@ -23,9 +23,11 @@ from usersession_operator.session.model import (
     DEFAULT_START_TIMEOUT_SECONDS,
     DEFAULT_TARGET_LENGTH,
     DEFAULT_TERMINATION_GRACE_SECONDS,
+    LAYERED_WORKLOAD_FIELDS,
     MAX_TERMINATION_GRACE_SECONDS,
     RESERVED_ENV_NAMES,
     WEEKDAYS,
+    WORKLOAD_DEFAULT_FIELDS,
     Defaults,
     InvalidSession,
     Session,
@@ -52,7 +54,11 @@ def session_from_body(body: Mapping[str, Any], defaults: Defaults) -> Session:
         generation=fields.integer(metadata, "generation", 0, "metadata.generation", minimum=0),
         user_id=fields.text(spec, "userId", "spec.userId"),
         suspend=fields.boolean(spec, "suspend", "spec.suspend"),
-        workload=_workload(fields.mapping(spec.get("workload"), "spec.workload")),
+        workload=_workload(
+            with_workload_defaults(
+                fields.mapping(spec.get("workload"), "spec.workload"), defaults.workload_defaults
+            )
+        ),
         queue_name=fields.optional_text(queue, "name", "spec.queue.name")
         or default_queue_name(namespace, name),
         activation_length=fields.integer(
@@ -148,6 +154,34 @@ def _clock(item: Mapping[str, Any], key: str, path: str) -> str:
     if int(hours) > 23 or int(minutes) > 59:
         raise InvalidSession(f"{path}.{key} must be a time as HH:MM, got {value!r}")
     return value
+
+
+def with_workload_defaults(
+    workload: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """spec.workload over the operator's defaults: a field the session sets wins
+    whole, the security contexts key by key (model.WORKLOAD_DEFAULT_FIELDS)."""
+    if not defaults:
+        return workload
+    merged = {**defaults, **workload}
+    for key in LAYERED_WORKLOAD_FIELDS:
+        if key in defaults and key in workload:
+            own = fields.mapping(workload[key], f"spec.workload.{key}")
+            merged[key] = {**defaults[key], **own}
+    return merged
+
+
+def check_workload_defaults(defaults: Mapping[str, Any], name: str) -> None:
+    """Refuse operator defaults (named `name`) that no session could be built with."""
+    unknown = sorted(set(defaults) - set(WORKLOAD_DEFAULT_FIELDS))
+    if unknown:
+        raise InvalidSession(
+            f"{name} may set only {', '.join(WORKLOAD_DEFAULT_FIELDS)}; not {', '.join(unknown)}"
+        )
+    try:
+        _workload({**defaults, "image": "any"})
+    except InvalidSession as error:
+        raise InvalidSession(f"{name}: {error}".replace("spec.workload.", "")) from None
 
 
 def _workload(workload: Mapping[str, Any]) -> Workload:

@@ -215,3 +215,64 @@ def test_a_bad_warm_window_is_refused_with_its_path(
     body["spec"]["scaling"] = {"warmSchedules": [window]}
     with pytest.raises(InvalidSession, match=message):
         session_from_body(body, settings)
+
+
+# -- the operator's workload defaults (the chart's sessionWorkloadDefaults) --------
+
+PLATFORM = {
+    "nodeSelector": {"pool": "sessions"},
+    "tolerations": [{"key": "pool", "operator": "Exists"}],
+    "priorityClassName": "sessions",
+    "imagePullSecrets": [{"name": "platform-registry"}],
+    "podSecurityContext": {"runAsUser": 1000, "fsGroup": 1000},
+    "securityContext": {"readOnlyRootFilesystem": True},
+}
+
+
+def test_workload_defaults_fill_what_the_session_leaves_out(
+    make_body: MakeBody, settings: OperatorSettings
+) -> None:
+    workload = session_from_body(
+        make_body(), replace(settings, workload_defaults=PLATFORM)
+    ).workload
+    assert workload.node_selector == {"pool": "sessions"}
+    assert workload.tolerations == ({"key": "pool", "operator": "Exists"},)
+    assert workload.priority_class_name == "sessions"
+    assert workload.image_pull_secrets == ("platform-registry",)
+    assert workload.pod_security_context == {"runAsUser": 1000, "fsGroup": 1000}
+    assert workload.security_context == {"readOnlyRootFilesystem": True}
+
+
+def test_a_sessions_own_field_replaces_the_default_whole_but_security_contexts_merge(
+    make_body: MakeBody, settings: OperatorSettings
+) -> None:
+    body = make_body(
+        workload={
+            "image": "img",
+            "nodeSelector": {"gpu": "yes"},
+            "tolerations": [],
+            "podSecurityContext": {"runAsUser": 2000},
+        }
+    )
+    workload = session_from_body(body, replace(settings, workload_defaults=PLATFORM)).workload
+    assert workload.node_selector == {"gpu": "yes"}  # not merged with pool: sessions
+    assert workload.tolerations == ()  # an empty list is the session's choice
+    assert workload.priority_class_name == "sessions"  # not set by the session
+    assert workload.pod_security_context == {"runAsUser": 2000, "fsGroup": 1000}
+    assert PLATFORM["podSecurityContext"] == {"runAsUser": 1000, "fsGroup": 1000}  # untouched
+
+
+@pytest.mark.parametrize(
+    ("defaults", "complaint"),
+    [
+        ({"image": "x"}, "may set only resources, .* not image"),
+        ({"env": [], "tolerations": []}, "not env"),
+        ({"tolerations": {"key": "pool"}}, "WORKLOAD_DEFAULTS: tolerations must be a list"),
+        ({"podSecurityContext": "root"}, "WORKLOAD_DEFAULTS: podSecurityContext must be an object"),
+    ],
+)
+def test_workload_defaults_no_session_could_use_are_refused_at_start(
+    defaults: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(InvalidSession, match=complaint):
+        OperatorSettings(workload_defaults=defaults).check()
