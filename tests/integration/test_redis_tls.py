@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from support.logs import Collect
@@ -180,6 +182,40 @@ def test_keda_wakes_the_worker_answers_and_deletion_cleans_up_over_tls_with_the_
     api.delete(ns, sid)
     wait_for(lambda: api.session(ns, sid) is None, timeout=60)
     assert admin.keys(f"{queue}*") == [], "the finalizer removed the session's keys over TLS"
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_managed_redis_example_as_written_becomes_ready_and_wakes(
+    api: Api, tls_namespace: str, tls_redis: TlsRedis
+) -> None:
+    # examples/usersession-managed-redis.yaml with one change: the address, from a
+    # cloud endpoint to this TLS server. Its Secret and ConfigMap names and keys
+    # (redis-acl, redis-ca, redis-client-tls) are the ones this module creates.
+    example = yaml.safe_load((EXAMPLES / "usersession-managed-redis.yaml").read_text())
+    spec = example["spec"]
+    spec["redis"]["address"] = tls_redis.address
+    ns, name = tls_namespace, f"{example['metadata']['name']}-{uuid.uuid4().hex[:6]}"
+    api.create(ns, name, **spec)
+    status = api.wait_status(
+        ns,
+        name,
+        lambda s: (
+            condition(s, "Ready")["status"] == "True"
+            and condition(s, "ScalerReady")["status"] == "True"
+            and condition(s, "RedisReachable")["status"] == "True"
+        ),
+        timeout=60,
+    )
+    assert status["phase"] == "Sleeping"
+    # The push path is off here: only KEDA's redis scaler, over mutual TLS as the
+    # ACL user, can wake it.
+    tls_redis.admin().lpush(status["queueName"], json.dumps({"type": "wake"}))
+    wait_for(lambda: api.replicas(ns, name) == 1, timeout=40)
+    api.delete(ns, name)
+    wait_for(lambda: api.session(ns, name) is None, timeout=60)
+    assert tls_redis.admin().keys(f"{status['queueName']}*") == []
 
 
 def test_a_session_with_no_redis_spec_runs_on_the_tls_defaults_through_the_session_api(
