@@ -59,4 +59,5 @@ wait "$control_plane"
 wait "$keda"
 "$root/hack/build-helm.sh" >/dev/null
 "$root/hack/build-actionlint.sh" >/dev/null
+"$root/hack/build-crane.sh" >/dev/null
 "$root/hack/prometheus-operator-crds.sh" >/dev/null

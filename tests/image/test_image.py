@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support.registry import crane, oci_registry
 from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import free_port, http_ok, wait_for
 
@@ -161,6 +162,32 @@ def test_final_stage_has_no_build_tools_caches_build_secrets_or_dev_stack(
             if line and not line.startswith("-----")
         )
         assert body[:200] not in bundle, local_ca
+
+
+def test_the_image_is_pushed_to_a_registry_and_runs_pulled_back_by_digest(
+    built: str, tmp_path: Path
+) -> None:
+    # docs/operations.md ("Releasing", podman), REGISTRY being a real OCI
+    # registry on loopback (plain HTTP, hence --tls-verify=false).
+    with oci_registry(tmp_path) as registry:
+        remote = f"{registry}/usersession-operator:0.1.0"
+        script("podman", "tag", IMAGE, remote)
+        digest_file = tmp_path / "digest"
+        script("podman", "push", "--tls-verify=false", "--digestfile", str(digest_file), remote)
+        digest = digest_file.read_text().strip()
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
+        # The registry serves that manifest under the tag (what image.digest pins).
+        served = subprocess.run(
+            [crane(), "digest", "--insecure", remote], check=True, capture_output=True, text=True
+        )
+        assert served.stdout.strip() == digest
+        pinned = f"{registry}/usersession-operator@{digest}"
+        script("podman", "rmi", remote)
+        try:
+            script("podman", "pull", "--quiet", "--tls-verify=false", pinned)
+            assert "usage: usersession-operator" in podman_run(pinned, "run", "--help").stdout
+        finally:
+            script("podman", "rmi", "--ignore", pinned, check=False)
 
 
 def test_containerised_operator_reconciles_a_usersession(built: str, tmp_path: Path) -> None:
