@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from usersession_operator.backoff import Backoff
 from usersession_operator.kube.client import ApiException, describe
 from usersession_operator.leadership.lease import (
     LEASE_SECONDS,
@@ -59,6 +60,9 @@ class Elector:
         self.lease_seconds = lease_seconds
         self.renew_every = renew_every_seconds
         self.renew_deadline = renew_deadline_seconds
+        # A standby's next look, spread like client-go's (JitterUntil): standbys
+        # of one release, or of many sharing an API server, do not call in step.
+        self._look_again = Backoff(first=renew_every_seconds, ceiling=renew_every_seconds)
         self.lease: Lease | None = None  # the last one read or written
         self.last_renewed: float | None = None  # clock() of our last successful write
         self._observer = Observer()
@@ -123,7 +127,7 @@ class Elector:
                     self.lease.duration_seconds if self.lease else self.lease_seconds,
                 )
                 waiting_for = holder
-            await asyncio.sleep(self.renew_every)
+            await asyncio.sleep(self._look_again.delay(1))
 
     async def renew(self) -> bool:
         """Renew with the Lease we last wrote (one call); on a conflict, read who has it."""

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
+
 from usersession_operator.kube.client import ApiException
 from usersession_operator.leadership.elector import Elector
 from usersession_operator.leadership.lease import LEASE_SECONDS, RENEW_DEADLINE_SECONDS, Lease
@@ -180,3 +182,23 @@ def test_the_timings_are_settings() -> None:
 
     assert asyncio.run(main()) == "not renewed for 20 s"
     assert 20 < now[0] <= 23  # the deadline given, not the default's 8 s
+
+
+def test_a_standby_looks_again_at_spread_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Standbys (of one release, or many on one API server) must not call in step:
+    # each wait is the renew period spread by +/- a fifth, as client-go jitters it.
+    store, now = MemoryLeases(), [0.0]
+    store.put({"holderIdentity": "leader", "leaseDurationSeconds": 10})
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 20:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    b = elector(store, "b", lambda: now[0], renew_every_seconds=2.0)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(b.acquire())
+    assert all(1.6 <= w <= 2.4 for w in waits), waits
+    assert len(set(waits)) > 1, waits
