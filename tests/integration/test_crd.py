@@ -93,6 +93,23 @@ def _rejected(sessions: client.CustomObjectsApi, namespace: str, body: dict[str,
         ({"expireAfterIdleSeconds": 5}, "expireAfterIdleSeconds must be between 10 seconds"),
         ({"storage": {"size": "lots"}}, "storage.size must be a positive quantity"),
         ({"storage": {"size": "1Gi", "mountPath": "data"}}, "mountPath must be an absolute path"),
+        # The pod fields platform teams set: typed where a typo would only show at apply.
+        (
+            {"workload": {"image": "x", "podSecurityContext": {"runAsUser": -1}}},
+            "podSecurityContext.runAsUser: Invalid value: -1",
+        ),
+        (
+            {"workload": {"image": "x", "securityContext": {"seccompProfile": {"type": "None"}}}},
+            'supported values: "RuntimeDefault"',
+        ),
+        (
+            {"workload": {"image": "x", "imagePullSecrets": [{"name": ""}]}},
+            "imagePullSecrets[0].name",
+        ),
+        (
+            {"workload": {"image": "x", "priorityClassName": "p" * 254}},
+            "priorityClassName: Too long",
+        ),
     ],
     ids=[
         "missing-userId",
@@ -111,6 +128,10 @@ def _rejected(sessions: client.CustomObjectsApi, namespace: str, body: dict[str,
         "expiry-too-short",
         "storage-size-not-a-quantity",
         "storage-relative-path",
+        "negative-runAsUser",
+        "unknown-seccomp-type",
+        "unnamed-pull-secret",
+        "long-priority-class",
     ],
 )
 def test_bad_sessions_are_rejected_with_a_clear_message(
