@@ -107,3 +107,17 @@ def test_a_kubeconfig_that_cannot_be_loaded_is_one_line_not_a_retry_loop(
     assert done.returncode == 2, done.stderr
     assert "cannot load the cluster configuration" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_cluster_without_the_crd_stops_the_operator_with_one_line() -> None:
+    # A control plane of its own, without the CRDs (keda=False installs none): the
+    # fresh cluster a new user points the operator at before installing anything.
+    with LocalCluster(keda=False) as bare:
+        env = {**os.environ, "KUBECONFIG": str(bare.kubeconfig)}
+        done = subprocess.run(
+            [str(OPERATOR), "run"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "does not serve usersessions.sessions.ai-infra.dev/v1alpha1" in line
+    assert "kubectl apply --server-side -f crds/" in line
