@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from usersession_operator.observability import configure_logging
 from usersession_operator.runtime import memory
 from usersession_operator.settings import OperatorSettings, with_flags
 
@@ -88,22 +89,6 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
     )
 
 
-def _configure_logging(settings: OperatorSettings) -> None:
-    if settings.log_format == "json":
-        import kopf
-
-        # kopf's JSON formatter: one object per line, with the object a handler's
-        # log line is about under "object" (kind, namespace, name).
-        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
-        logging.getLogger().setLevel(settings.log_level)
-        # Python's warnings too, or a pipeline meets a line that is not JSON.
-        logging.captureWarnings(True)
-        return
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def _run_operator(settings: OperatorSettings) -> None:
     import kopf
 
@@ -137,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.check()
     except ValueError as exc:  # bad numbers in the environment, or a bad address
         parser.error(str(exc))
-    _configure_logging(settings)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "run":
         if not _has_cluster_config():
             # The local development stack is not part of the shipped operator.

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import platform
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-
-from usersession_operator import __version__
 from usersession_operator.builders import CHILD_KINDS
+from usersession_operator.observability import register_process_metrics
 from usersession_operator.session.model import Phase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-# process_resident_memory_bytes, process_cpu_seconds_total, open file descriptors...
-ProcessCollector(registry=REGISTRY)
-
-BUILD_INFO = Gauge(
-    "usersession_build_info",
-    "Always 1; the labels say which operator runs",
-    ["version", "python"],
-    registry=REGISTRY,
-)
-BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+# process_resident_memory_bytes, process_cpu_seconds_total, ... and usersession_build_info.
+register_process_metrics(REGISTRY, "usersession")
 
 SESSIONS = Gauge("usersession_sessions", "UserSessions by phase", ["phase"], registry=REGISTRY)
 QUEUE_DEPTH = Gauge(

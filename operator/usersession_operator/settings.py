@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from usersession_operator.observability import LOG_FORMATS
 from usersession_operator.session.model import InvalidSession, parse_address
 from usersession_operator.session.redisrefs import RedisDefaults, auth_defaults_from_env
 from usersession_operator.session.spec import check_workload_defaults
@@ -178,7 +179,7 @@ class OperatorSettings:
                 "USERSESSION_LEADER_ELECTION_RENEW_DEADLINE_SECONDS must be less than "
                 "USERSESSION_LEADER_ELECTION_LEASE_SECONDS"
             )
-        if self.log_format not in ("text", "json"):
+        if self.log_format not in LOG_FORMATS:
             raise InvalidSession(
                 f"USERSESSION_LOG_FORMAT must be text or json, got {self.log_format!r}"
             )

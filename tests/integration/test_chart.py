@@ -229,6 +229,19 @@ def test_session_workload_defaults_reach_the_operator_and_it_takes_them() -> Non
     assert "USERSESSION_WORKLOAD_DEFAULTS" not in env
 
 
+def test_json_logs_and_the_redis_free_readiness_reach_both_processes() -> None:
+    deployments = _kinds("Deployment", "--set", "logFormat=json", *API_VALUES)
+    assert len(deployments) == 2
+    for deployment in deployments:
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert "json" in {env.get("USERSESSION_LOG_FORMAT"), env.get("SESSIONAPI_LOG_FORMAT")}
+    [api] = [d for d in deployments if d["metadata"]["name"].endswith("-api")]
+    [container] = api["spec"]["template"]["spec"]["containers"]
+    # /readyz asks only the session cache, never Redis (test_outages.py shows what it answers).
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
 def test_openshift_can_let_the_namespace_assign_the_ids() -> None:
     flags = (
         "--set",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
+from usersession_operator.observability import LOG_FORMATS, configure_logging
 from usersession_operator.session.redisrefs import RedisDefaults
 from usersession_operator.sessionapi.app import create_app
 from usersession_operator.sessionapi.auth import TokenConfigError
@@ -84,9 +84,14 @@ def settings_from(args: argparse.Namespace, base: ApiSettings) -> ApiSettings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from(_parser().parse_args(argv), ApiSettings.from_env())
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if settings.log_format not in LOG_FORMATS:
+        print(
+            f"usersession-api: SESSIONAPI_LOG_FORMAT must be text or json, "
+            f"got {settings.log_format!r}",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except (TokenConfigError, OSError) as exc:

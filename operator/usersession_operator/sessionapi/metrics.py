@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from usersession_operator.observability import register_process_metrics
+
 
 class ApiMetrics:
     def __init__(self) -> None:
         # One registry per app, so test apps in one process do not collide.
         self.registry = CollectorRegistry(auto_describe=True)
+        register_process_metrics(self.registry, "sessionapi")
         self.requests = Counter(
             "sessionapi_requests_total",
             "HTTP requests by route template, method and status",

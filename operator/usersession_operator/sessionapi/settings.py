@@ -39,6 +39,7 @@ class ApiSettings:
     allowed_image_prefixes: tuple[str, ...] = ()
     public_metrics: bool = False
     log_level: str = "INFO"
+    log_format: str = "text"  # or json, as the operator's
     # spec.expireAfterIdleSeconds of the sessions this API creates, unless the
     # request names one; None: they never expire. Sessions made through the API
     # are the ones users forget: an hour-long or a week-long default is typical.
@@ -85,5 +86,6 @@ class ApiSettings:
             ),
             public_metrics=get("PUBLIC_METRICS", "false").lower() in {"1", "true", "yes"},
             log_level=get("LOG_LEVEL", defaults.log_level).upper(),
+            log_format=get("LOG_FORMAT", defaults.log_format).lower(),
             default_expire_after_idle_seconds=int(get("DEFAULT_EXPIRE_AFTER_IDLE", "0")) or None,
         )

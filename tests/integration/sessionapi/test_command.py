@@ -1,7 +1,9 @@
-"""`usersession-api` as its own process: settings from SESSIONAPI_* env, packaged OpenAPI."""
+"""`usersession-api` as its own process: settings from SESSIONAPI_* env, packaged OpenAPI,
+JSON logs and the metrics every process exports."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +39,7 @@ def test_the_command_serves_the_api(
             "SESSIONAPI_NAMESPACE": api_namespace,
             "SESSIONAPI_REDIS_ADDRESS": f"{cluster.redis_host}:{cluster.redis_port}",
             "SESSIONAPI_TOKENS_FILE": str(tokens),
+            "SESSIONAPI_LOG_FORMAT": "json",
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -50,10 +53,31 @@ def test_the_command_serves_the_api(
             f"{base}/sessions", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}, timeout=5
         )
         assert listed.status_code == 200
+        metrics = requests.get(
+            f"{base}/metrics", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}, timeout=5
+        ).text
+        assert "sessionapi_build_info{" in metrics
+        assert "process_resident_memory_bytes " in metrics
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines, "the access log at least"
+    records = [json.loads(line) for line in lines]  # every line, for a log pipeline
+    assert all({"message", "severity", "timestamp"} <= r.keys() for r in records), records
+
+
+def test_the_command_refuses_an_unknown_log_format(cluster: LocalCluster) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("usersession-api"))],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "SESSIONAPI_LOG_FORMAT": "xml"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "SESSIONAPI_LOG_FORMAT must be text or json, got 'xml'" in result.stderr
 
 
 def test_the_command_refuses_to_start_without_tokens(cluster: LocalCluster) -> None:
