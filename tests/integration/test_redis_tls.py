@@ -218,6 +218,51 @@ def test_the_managed_redis_example_as_written_becomes_ready_and_wakes(
     assert tls_redis.admin().keys(f"{status['queueName']}*") == []
 
 
+def test_the_full_examples_redis_section_as_written_becomes_ready(
+    api: Api, api_client: client.ApiClient, tls_redis: TlsRedis
+) -> None:
+    # examples/usersession-full.yaml's spec.redis (a TLS CA from a Secret, mutual
+    # TLS, an ACL user) against this server, in a namespace holding the Secrets it
+    # names with the keys examples/redis-secret.yaml has. Changed: the address and
+    # server name (this server's), the queue name (the ACL user's keys are
+    # usersession:*, docs/operations.md) and the storage (no provisioner here).
+    example = yaml.safe_load((EXAMPLES / "usersession-full.yaml").read_text())
+    spec = example["spec"]
+    spec["redis"]["address"] = tls_redis.address
+    spec["redis"]["tls"]["serverName"] = REDIS_SERVER_NAME
+    del spec["queue"]["name"], spec["storage"]
+    auth = yaml.safe_load((EXAMPLES / "redis-secret.yaml").read_text())
+    files = tls_redis.files
+    core = client.CoreV1Api(api_client)
+    with fresh_namespace(api_client, "full-example") as ns:
+        # Only the values differ from the example Secret: its keys are what the session names.
+        values = {"password": tls_redis.password, "username": tls_redis.username}
+        assert auth["stringData"].keys() == values.keys()
+        secrets = {
+            auth["metadata"]["name"]: values,
+            "redis-ca": {"ca.crt": files.ca_cert.read_text()},
+            "redis-client-tls": {
+                "tls.crt": files.client_cert.read_text(),
+                "tls.key": files.client_key.read_text(),
+            },
+        }
+        for name, data in secrets.items():
+            core.create_namespaced_secret(ns, {"metadata": {"name": name}, "stringData": data})
+        name = example["metadata"]["name"]
+        api.create(ns, name, **spec)
+        api.wait_status(
+            ns,
+            name,
+            lambda s: all(
+                condition(s, kind)["status"] == "True"
+                for kind in ("Ready", "ScalerReady", "RedisReachable")
+            ),
+            timeout=60,
+        )
+        api.delete(ns, name)
+        wait_for(lambda: api.session(ns, name) is None, timeout=60)
+
+
 def test_a_session_with_no_redis_spec_runs_on_the_tls_defaults_through_the_session_api(
     api: Api, tls_namespace: str, tls_redis: TlsRedis, alice: Http, workers: PodRunner
 ) -> None:
