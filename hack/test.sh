@@ -45,7 +45,8 @@ fi
 if [[ $# -eq 0 ]]; then
   # The operator tests again, this time with the Helm chart's ServiceAccount
   # token and RBAC instead of cluster-admin: proof that the chart's
-  # least-privilege permissions are enough.
+  # least-privilege permissions are enough, for the examples too.
   echo "== pytest: operator as the Helm chart's ServiceAccount"
-  USERSESSION_TEST_OPERATOR_IDENTITY=chart run_pytest tests/integration/test_handlers.py
+  USERSESSION_TEST_OPERATOR_IDENTITY=chart run_pytest \
+    tests/integration/test_handlers.py tests/integration/test_redis_tls.py -k "test_handlers or example"
 fi

@@ -77,7 +77,9 @@ def operator(
         from support.chart import service_account_kubeconfig
 
         path = tmp_path_factory.mktemp("operator-identity") / "kubeconfig"
-        env["KUBECONFIG"] = str(service_account_kubeconfig(cluster, path))
+        # A module may name the chart values its sessions need (the Secrets they name).
+        values = getattr(request.module, "OPERATOR_CHART_VALUES", ())
+        env["KUBECONFIG"] = str(service_account_kubeconfig(cluster, path, *values))
     args = [
         "run",
         "--standalone",

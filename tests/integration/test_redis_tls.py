@@ -46,6 +46,12 @@ from .sessionapi.harness import ALICE_TOKEN, IMAGE, TOKENS, Http, Served
 
 pytestmark = pytest.mark.usefixtures("operator")
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Run as the chart's ServiceAccount (hack/test.sh runs the example tests so), the
+# operator gets the RBAC of a chart installed with the examples' values: they
+# grant every Secret and ConfigMap this module's sessions and defaults name.
+OPERATOR_CHART_VALUES = ("--values", str(EXAMPLES / "chart-values.yaml"))
+
 
 def redis_defaults(tls_redis: TlsRedis, prefix: str) -> dict[str, str]:
     """The TLS server as the default Redis of the operator or the session API."""
@@ -182,9 +188,6 @@ def test_keda_wakes_the_worker_answers_and_deletion_cleans_up_over_tls_with_the_
     api.delete(ns, sid)
     wait_for(lambda: api.session(ns, sid) is None, timeout=60)
     assert admin.keys(f"{queue}*") == [], "the finalizer removed the session's keys over TLS"
-
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_the_managed_redis_example_as_written_becomes_ready_and_wakes(
