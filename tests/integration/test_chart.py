@@ -211,7 +211,9 @@ def test_pod_values_reach_the_operator_pod() -> None:
     assert pod["priorityClassName"] == "platform-critical"
     assert pod["topologySpreadConstraints"] == full["topologySpreadConstraints"]
     assert pod["securityContext"]["runAsUser"] == 1000710000
+    assert pod["affinity"] == full["affinity"]
     [container] = pod["containers"]
+    assert container["securityContext"] == full["securityContext"]
     assert container["image"].endswith("0.1.0@" + full["image"]["digest"])
     assert container["env"][-1] == {"name": "HTTPS_PROXY", "value": "http://proxy.example.com:3128"}
     assert env["USERSESSION_LEADER_ELECTION"] == "on"  # the chart's own stay

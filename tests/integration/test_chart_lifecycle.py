@@ -59,6 +59,9 @@ def _released(cluster: LocalCluster, release: str, namespace: str) -> list[str]:
         "Service": f"/api/v1/namespaces/{namespace}/services",
         "ServiceAccount": f"/api/v1/namespaces/{namespace}/serviceaccounts",
         "Role": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
+        "RoleBinding": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+        "Secret": f"/api/v1/namespaces/{namespace}/secrets",
+        "ConfigMap": f"/api/v1/namespaces/{namespace}/configmaps",
         "PodDisruptionBudget": f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
         "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
         "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
@@ -130,8 +133,25 @@ def test_install_upgrade_uninstall(
 
     # The upgrade changes the CRD in the cluster: no kubectl apply beside it.
     assert _description(_crd(cluster)) != MARK
-    _helm(cluster, "upgrade", name, str(upgraded_chart), "-n", namespace, "--reuse-values")
+    # With the Redis Secret made by the chart (more to remove on uninstall) and a
+    # full Redis name: the notes say so, and warn no more.
+    said = _helm(
+        cluster,
+        "upgrade",
+        name,
+        str(upgraded_chart),
+        "-n",
+        namespace,
+        "--reuse-values",
+        "--set",
+        "redis.address=redis.redis.svc.cluster.local:6379,redis.createSecret=true",
+        "--set",
+        "redis.password=not-a-real-one",
+    )
     assert _description(_crd(cluster)) == MARK
+    assert "WARNING" not in said, said
+    assert f'Secret "redis-auth" (key password), created by this release in {namespace}' in said
+    assert "Secret/redis-auth" in _released(cluster, name, namespace)
     wait_for(
         lambda: cluster.api_ok("/apis/sessions.ai-infra.dev/v1alpha1/usersessions?limit=1"),
         timeout=30,
