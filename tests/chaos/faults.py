@@ -137,6 +137,9 @@ class Injector:
         self.rng = rng
         self._burst = burst
         self.injected: dict[str, int] = dict.fromkeys(KINDS, 0)
+        # Status lives in the API server: while it restarts, nobody can change it.
+        # Wall time it last answered again after a restart; None while it restarts.
+        self.apiserver_back_at: float | None = 0.0
         self._locks = {name: threading.Lock() for name in set(COMPONENT.values())}
 
     def inject(self, kind: str) -> str:
@@ -228,7 +231,11 @@ class Injector:
 
     def restart_apiserver(self) -> str:
         started = time.monotonic()
-        self.cluster.restart_apiserver()
+        self.apiserver_back_at = None
+        try:
+            self.cluster.restart_apiserver()
+        finally:
+            self.apiserver_back_at = time.time()
         return f"SIGKILL, ready again after {time.monotonic() - started:.0f} s"
 
     def burst(self) -> str:
