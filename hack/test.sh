@@ -24,29 +24,33 @@ run_pytest() {
 
 echo "== pytest"
 if [[ $# -eq 0 ]]; then
-  # The chaos run's and the capacity benchmark's short forms take minutes each on
-  # a local stack of their own, mostly waiting on it: they run beside the rest of
-  # the suite (which uses another), and their output follows it.
-  heavy=(tests/chaos tests/benchmarks/test_capacity_small.py)
-  heavy_log=$(mktemp)
-  trap 'rm -f "$heavy_log"' EXIT
-  run_pytest -p no:cacheprovider "${heavy[@]}" >"$heavy_log" 2>&1 &
-  heavy_pid=$!
-  rc=0
-  run_pytest "${heavy[@]/#/--ignore=}" || rc=$?
-  heavy_rc=0
-  wait "$heavy_pid" || heavy_rc=$?
-  echo "== pytest: the chaos run and the capacity benchmark (short forms, run alongside)"
-  cat "$heavy_log"
-  if ((rc || heavy_rc)); then exit 1; fi
-else
-  run_pytest "$@"
-fi
-if [[ $# -eq 0 ]]; then
-  # The operator tests again, this time with the Helm chart's ServiceAccount
+  # Three runs beside the rest of the suite, one after the other, each on a local
+  # stack of its own and mostly waiting on it; their output follows the suite's.
+  # The chaos run's and the capacity benchmark's short forms take minutes each.
+  # Then the operator tests again, this time with the Helm chart's ServiceAccount
   # token and RBAC instead of cluster-admin: proof that the chart's
   # least-privilege permissions are enough, for the examples too.
-  echo "== pytest: operator as the Helm chart's ServiceAccount"
-  USERSESSION_TEST_OPERATOR_IDENTITY=chart run_pytest \
-    tests/integration/test_handlers.py tests/integration/test_redis_tls.py -k "test_handlers or example"
+  heavy=(tests/chaos tests/benchmarks/test_capacity_small.py)
+  beside() {
+    local rc=0
+    echo "== pytest: the chaos run and the capacity benchmark (short forms, run alongside)"
+    run_pytest -p no:cacheprovider "${heavy[@]}" || rc=1
+    echo "== pytest: operator as the Helm chart's ServiceAccount (run alongside)"
+    USERSESSION_TEST_OPERATOR_IDENTITY=chart run_pytest -p no:cacheprovider \
+      tests/integration/test_handlers.py tests/integration/test_redis_tls.py \
+      -k "test_handlers or example" || rc=1
+    return "$rc"
+  }
+  beside_log=$(mktemp)
+  trap 'rm -f "$beside_log"' EXIT
+  beside >"$beside_log" 2>&1 &
+  beside_pid=$!
+  rc=0
+  run_pytest --durations=12 "${heavy[@]/#/--ignore=}" || rc=$?
+  beside_rc=0
+  wait "$beside_pid" || beside_rc=$?
+  cat "$beside_log"
+  if ((rc || beside_rc)); then exit 1; fi
+else
+  run_pytest "$@"
 fi
