@@ -133,8 +133,11 @@ def test_the_tls_fast_path_reconnects_after_the_operator_restarts(
         return operator_metric(port, "usersession_push_streams") >= 2
 
     wait_for(lambda: connected(metrics), 60)
+    # Any wake well inside KEDA's 300 s poll is the push path; the bound leaves a
+    # loaded machine room (the time taken is printed, not asserted).
+    push_bound = 60
     rds.lpush(before[1], '{"type": "wake"}')
-    api.wait_replicas(ns, before[0], 1, timeout=10)
+    api.wait_replicas(ns, before[0], 1, timeout=push_bound)
 
     operator.stop()
     stopped = time.monotonic()
@@ -146,7 +149,7 @@ def test_the_tls_fast_path_reconnects_after_the_operator_restarts(
     reconnected = time.monotonic() - stopped
     started = time.monotonic()
     rds.lpush(after[1], '{"type": "wake"}')
-    api.wait_replicas(ns, after[0], 1, timeout=10)
+    api.wait_replicas(ns, after[0], 1, timeout=push_bound)
     took = time.monotonic() - started
     with capsys.disabled():
         print(
