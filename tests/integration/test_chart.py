@@ -689,6 +689,19 @@ def test_namespace_users_get_usersessions_through_kubernetes_own_roles(
     assert not can_i(cluster.kubeconfig, verb, resource, "default", user)
 
 
+def test_without_aggregation_the_chart_grants_namespace_users_nothing() -> None:
+    # rbac.aggregateClusterRoles=false: a platform that grants UserSessions its own way.
+    aggregating = [
+        role["metadata"]["name"]
+        for role in _kinds("ClusterRole", "--set", "rbac.aggregateClusterRoles=false")
+        if any(
+            k.startswith("rbac.authorization.k8s.io/aggregate-to-")
+            for k in role["metadata"].get("labels", {})
+        )
+    ]
+    assert aggregating == []
+
+
 EXAMPLES = CHART.parent.parent / "examples"
 EXAMPLE_VALUES = EXAMPLES / "chart-values.yaml"
 
