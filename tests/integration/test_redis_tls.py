@@ -74,6 +74,18 @@ def OPERATOR_ENV(request: pytest.FixtureRequest) -> dict[str, str]:  # the name 
     return off | redis_defaults(request.getfixturevalue("tls_redis"), "USERSESSION_")
 
 
+def tls_secrets(tls_redis: TlsRedis) -> dict[str, dict[str, str]]:
+    """The Secrets sessions name for this server's CA and client certificate."""
+    files = tls_redis.files
+    return {
+        "redis-client-tls": {
+            "tls.crt": files.client_cert.read_text(),
+            "tls.key": files.client_key.read_text(),
+        },
+        "redis-ca": {"ca.crt": files.ca_cert.read_text()},
+    }
+
+
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
     with TlsRedis(tmp_path_factory.mktemp("redis-tls")) as server:
@@ -92,11 +104,7 @@ def tls_namespace(
         secrets = {
             "redis-acl": {"username": tls_redis.username, "password": tls_redis.password},
             "redis-stranger": {"username": "nobody", "password": tls_redis.password},
-            "redis-client-tls": {
-                "tls.crt": files.client_cert.read_text(),
-                "tls.key": files.client_key.read_text(),
-            },
-            "redis-ca": {"ca.crt": files.ca_cert.read_text()},
+            **tls_secrets(tls_redis),
             "redis-wrong-ca": {"ca.crt": files.wrong_ca_cert.read_text()},
         }
         for name, data in secrets.items():
@@ -215,7 +223,7 @@ def test_the_managed_redis_example_as_written_becomes_ready_and_wakes(
     # The push path is off here: only KEDA's redis scaler, over mutual TLS as the
     # ACL user, can wake it.
     tls_redis.admin().lpush(status["queueName"], json.dumps({"type": "wake"}))
-    wait_for(lambda: api.replicas(ns, name) == 1, timeout=40)
+    api.wait_replicas(ns, name, 1, timeout=40)
     api.delete(ns, name)
     wait_for(lambda: api.session(ns, name) is None, timeout=60)
     assert tls_redis.admin().keys(f"{status['queueName']}*") == []
@@ -235,7 +243,6 @@ def test_the_full_examples_redis_section_as_written_becomes_ready(
     spec["redis"]["tls"]["serverName"] = REDIS_SERVER_NAME
     del spec["queue"]["name"], spec["storage"]
     auth = yaml.safe_load((EXAMPLES / "redis-secret.yaml").read_text())
-    files = tls_redis.files
     core = client.CoreV1Api(api_client)
     with fresh_namespace(api_client, "full-example") as ns:
         # Only the values differ from the example Secret: its keys are what the session names.
@@ -243,11 +250,7 @@ def test_the_full_examples_redis_section_as_written_becomes_ready(
         assert auth["stringData"].keys() == values.keys()
         secrets = {
             auth["metadata"]["name"]: values,
-            "redis-ca": {"ca.crt": files.ca_cert.read_text()},
-            "redis-client-tls": {
-                "tls.crt": files.client_cert.read_text(),
-                "tls.key": files.client_key.read_text(),
-            },
+            **tls_secrets(tls_redis),
         }
         for name, data in secrets.items():
             core.create_namespaced_secret(ns, {"metadata": {"name": name}, "stringData": data})

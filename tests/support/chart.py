@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from support.tools import go_tool
 from usersession_localstack.cluster import LocalCluster, assets
 from usersession_localstack.loopback import wait_for
 
@@ -18,10 +19,7 @@ RELEASE, RELEASE_NAMESPACE = "uso", "usersession-system"
 
 
 def helm() -> str:
-    result = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True
-    )
-    return result.stdout.strip().splitlines()[-1]
+    return go_tool("helm")
 
 
 def kube_version() -> str:

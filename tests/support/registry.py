@@ -12,15 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from support.chart import REPO
+from support.tools import go_tool
 from usersession_localstack.loopback import free_port, http_ok, wait_for
 
 
 def crane() -> str:
-    result = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-crane.sh")], check=True, capture_output=True, text=True
-    )
-    return result.stdout.strip().splitlines()[-1]
+    return go_tool("crane")
 
 
 @contextmanager

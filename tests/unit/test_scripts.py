@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from support.tools import go_tool
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = [*sorted(REPO.glob("hack/*.sh")), REPO / ".ci" / "run"]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yaml"))
 
 
-def _tool(name: str, builder: str | None = None) -> str:
-    if builder:
-        out = subprocess.run(
-            ["bash", str(REPO / "hack" / builder)], check=True, capture_output=True, text=True
-        ).stdout
-        return out.strip().splitlines()[-1]
+def _tool(name: str, built: bool = False) -> str:
+    if built:
+        return go_tool(name)
     path = shutil.which(name)
     assert path, f"{name} is missing: hack/setup.sh installs it"
     return path
@@ -40,7 +39,7 @@ def test_workflows_pass_actionlint() -> None:
     assert WORKFLOWS, "no workflow found"
     result = subprocess.run(
         [
-            _tool("actionlint", "build-actionlint.sh"),
+            _tool("actionlint", built=True),
             "-shellcheck",
             _tool("shellcheck"),
             *map(str, WORKFLOWS),
