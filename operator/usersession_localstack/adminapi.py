@@ -14,6 +14,10 @@ from typing import Any
 from usersession_localstack.pki import Pki
 
 
+class NotReady(Exception):
+    """The API server answers, but some of its readiness checks fail."""
+
+
 class AdminApi:
     def __init__(self, server: str, ca_cert: Path, cert: Path, key: Path) -> None:
         self.server = server
@@ -47,6 +51,16 @@ class AdminApi:
         if content_type != "application/json":
             return payload.decode()
         return json.loads(payload) if payload else None
+
+    def ready(self) -> bool:
+        """/readyz answers 200; otherwise raises NotReady naming the checks that fail,
+        so a start that times out says which part of the API server was still waiting."""
+        try:
+            self.api("GET", "/readyz?verbose")
+        except urllib.error.HTTPError as exc:
+            failing = [line for line in str(exc.reason).splitlines() if line.startswith("[-]")]
+            raise NotReady(", ".join(failing) or str(exc.reason)[:200]) from None
+        return True
 
     def api_ok(self, path: str) -> bool:
         try:

@@ -154,7 +154,7 @@ class LocalCluster(Started):
         # On SIGTERM it stops serving at once, then its process lingers until killed:
         # a throwaway cluster need not wait the usual ten seconds for it.
         apiserver.grace = 2.0
-        apiserver.wait_until(lambda: self.api_ok("/readyz"), 120, "ready")
+        apiserver.wait_until(self.admin.ready, 120, "ready")
 
         kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
         kcm_flags: dict[str, object] = {
@@ -249,7 +249,10 @@ class LocalCluster(Started):
         assert self._apiserver is not None
         self._apiserver.kill()
         self._apiserver.start()
-        self._apiserver.wait_until(lambda: self.api_ok("/readyz"), 120, "ready")
+        # It serves requests within seconds; readiness waits on its RBAC bootstrap, which
+        # competes with every client reconnecting at once: 30 s with 330 sessions on an
+        # idle two-core machine, over 120 s with the test suite beside it.
+        self._apiserver.wait_until(self.admin.ready, 300, "ready")
 
     def pause_redis(self) -> None:
         """Redis stops answering (SIGSTOP): connections stay open, every command hangs."""

@@ -274,7 +274,7 @@ class Chaos:
             faulting.append(thread)
         time.sleep(max(0.0, started + duration - time.monotonic()))
         for thread in faulting:
-            thread.join(120)
+            thread.join(360)  # an API server restart may wait 300 s for readiness
         self._stop.set()
         for thread in threads:
             thread.join(30)
