@@ -27,6 +27,7 @@ from support.chart import (
     install_monitoring_crds,
     kube_version,
     kubectl,
+    notes,
     render,
     service_account_kubeconfig,
 )
@@ -56,10 +57,52 @@ def test_chart_ships_the_same_crd_as_crds_dir() -> None:
     ] == []
 
 
-def test_the_chart_claims_the_kubernetes_the_tests_run() -> None:
+def test_the_chart_claims_the_kubernetes_the_tests_run(cluster: LocalCluster) -> None:
     claim = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
-    minor = kube_version().removeprefix("v").rsplit(".", 1)[0]
-    assert claim == f">={minor}.0-0"
+    live = cluster.api("GET", "/version")  # the API server the suite runs, not a pin file
+    assert claim == f">={live['major']}.{live['minor']}.0-0"
+    assert kube_version() == live["gitVersion"]  # what render() tells helm
+
+
+def test_an_extra_env_name_replaces_the_charts_own(cluster: LocalCluster) -> None:
+    extra = '[{"name": "USERSESSION_LOG_LEVEL", "value": "DEBUG"}]'
+    [deployment] = [
+        d for d in render("--set-json", f"extraEnv={extra}") if d["kind"] == "Deployment"
+    ]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["value"] for e in env if e["name"] == "USERSESSION_LOG_LEVEL"] == ["DEBUG"]
+    assert {e["name"] for e in env} == set(_operator()[1])  # nothing else went missing
+    # Server-side apply (Argo CD, helm 4) refuses a name listed twice in one env.
+    ensure_namespace(cluster, RELEASE_NAMESPACE)
+    assert "(server dry run)" in apply(cluster, [deployment], "--dry-run=server")
+
+
+def test_the_notes_name_what_each_choice_installed(cluster: LocalCluster) -> None:
+    default = notes(cluster)
+    assert "RBAC for all namespaces; namespace users get UserSessions" in default
+    assert "the session API" not in default
+    assert "- the fast-wake Service notes-usersession-operator-push" in default
+    assert "in their own namespace, and reach Redis at redis:6379" in default  # none created
+
+    chosen = notes(
+        cluster,
+        "--set-json",
+        'watchNamespaces=["team-a","team-b"]',
+        "--set",
+        "sessionApi.enabled=true,sessionApi.tokens.existingSecret=api-tokens",
+        "--set",
+        "fastWake.enabled=false,rbac.aggregateClusterRoles=false",
+        "--set",
+        "redis.createSecret=true,redis.password=not-a-real-one",
+    )
+    assert "- RBAC for namespaces team-a, team-b\n" in chosen
+    assert "- the session API (notes-usersession-operator-api)" in chosen
+    assert "fast-wake" not in chosen
+    assert "created by this release in notes, team-a, team-b" in chosen
+    # Every namespace sessions may live in has the Secret: no command to make another.
+    assert "create secret" not in chosen
+    for said in (default, chosen):
+        assert "{{" not in said and "<no value>" not in said and "not-a-real-one" not in said
 
 
 def test_lease_timings_reach_the_operator_and_overlapping_ones_are_refused() -> None:
