@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
+import urllib3
 from kubernetes import client
 
 from support.operators import OperatorProcess, holder, start_operator
@@ -29,6 +30,7 @@ from usersession_localstack.pods import PodRunner
 from usersession_operator.session.keys import processing_key
 from usersession_operator.session.model import GROUP, PLURAL, VERSION
 
+T = TypeVar("T")
 LEASE = "chaos"
 KINDS = (
     "kill_leader",
@@ -81,7 +83,7 @@ class Operators:
         )
 
     def leader(self, api_client: client.ApiClient) -> str:
-        return holder(api_client, "default", LEASE)
+        return persist(lambda: holder(api_client, "default", LEASE)) or ""
 
     def kill(self, name: str) -> None:
         op = self.running.get(name)
@@ -248,3 +250,23 @@ def patch_spec(
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
     )
+
+
+def persist(call: Callable[[], T], done_if: int | None = None, timeout: float = 180.0) -> T | None:
+    """A call made as a user, a GitOps tool or a fault injector makes it: tried again
+    while the API server restarts (faults overlap); None if it answered done_if."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except client.ApiException as exc:
+            if exc.status == done_if:
+                return None
+            if exc.status is not None and exc.status < 500 and exc.status != 429:
+                raise
+            if time.monotonic() > deadline:
+                raise
+        except (urllib3.exceptions.HTTPError, OSError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(1)

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import urllib3
 from kubernetes import client, config
 
-from chaos.faults import KINDS, Injector, Operators, patch_spec
+from chaos.faults import KINDS, Injector, Operators, patch_spec, persist
 from support.namespaces import fresh_namespace
 from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.pods import PodRunner
@@ -219,7 +218,7 @@ class Chaos:
             "metadata": {"name": name},
             "spec": {"userId": f"{name}@example.com", "workload": WORKLOAD, "scaling": SCALING},
         }
-        _persist(
+        persist(
             lambda: self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, body
             ),
@@ -227,7 +226,7 @@ class Chaos:
         )
 
     def _delete(self, name: str) -> None:
-        _persist(
+        persist(
             lambda: self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, name
             ),
@@ -235,7 +234,7 @@ class Chaos:
         )
 
     def _patch(self, name: str, spec: dict[str, Any]) -> None:
-        _persist(lambda: patch_spec(self.api_client, self.namespace, name, spec))
+        persist(lambda: patch_spec(self.api_client, self.namespace, name, spec))
 
     def _inject_while_sending(self) -> Injector:
         plan = self.plan
@@ -538,26 +537,6 @@ def _in_ledger(conn: redis.Redis, message_id: str) -> bool:
 
 def _s(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f} s"
-
-
-def _persist(call: Any, done_if: int | None = None, timeout: float = 180.0) -> None:
-    """A user's or a GitOps tool's change: tried again while the API server restarts."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            call()
-            return
-        except client.ApiException as exc:
-            if exc.status == done_if:
-                return
-            if exc.status is not None and exc.status < 500 and exc.status != 429:
-                raise
-            if time.monotonic() > deadline:
-                raise
-        except (urllib3.exceptions.HTTPError, OSError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(1)
 
 
 def _ready(status: dict[str, Any]) -> bool:
