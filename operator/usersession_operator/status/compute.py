@@ -105,11 +105,18 @@ def wake_start(obs: Observation, previous_phase: str | None) -> dt.datetime | No
     Sleeping is waking too, since at least its pod's creation (or now, before
     there is a pod). Only a lower bound, but a wake the operator saw late is
     still a wake, and leaving it out would flatter the wake-latency figures.
+
+    Work waiting on a session at zero replicas is a wake whatever phase was last
+    written (from now, when first seen so). Found by the long chaos run: work that
+    arrived while status said Degraded (Redis restarting) started no clock, so a
+    session nothing woke said Sleeping, Ready=True, with a message waiting minutes.
     """
     if obs.wake_started is not None:
         return obs.wake_started
     replicas = int((obs.deployment or {}).get("spec", {}).get("replicas") or 0)
-    if previous_phase != Phase.SLEEPING or replicas < 1:
+    if replicas < 1:
+        return obs.now if obs.work_waiting and not obs.suspend else None
+    if previous_phase != Phase.SLEEPING:
         return None
     pod = current_pod(obs.pods)
     created = parse_time((pod or {}).get("metadata", {}).get("creationTimestamp"))

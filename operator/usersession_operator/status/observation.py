@@ -39,3 +39,9 @@ class Observation:
     claim_wanted: bool = False
     claim: Mapping[str, Any] | None = None
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def work_waiting(self) -> bool:
+        """Work that should wake the session: messages in flight, or more waiting than
+        activationLength (at or below it they wait asleep, by design)."""
+        return (self.queue_depth or 0) > self.activation_length or (self.processing_depth or 0) > 0

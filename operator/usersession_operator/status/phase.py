@@ -116,8 +116,7 @@ def _not_woken(obs: Observation) -> str | None:
     """Why a sleeping session with work waiting is not woken, once it has waited the start
     timeout: Ready promised the next message wakes it, and nothing scaled it up (KEDA
     down or not acting). Messages at or below activationLength wait asleep by design."""
-    waiting = (obs.queue_depth or 0) > obs.activation_length or (obs.processing_depth or 0) > 0
-    if not waiting or obs.wake_started is None:
+    if not obs.work_waiting or obs.wake_started is None:
         return None
     limit = obs.start_timeout_seconds
     if (obs.now - obs.wake_started).total_seconds() < limit:

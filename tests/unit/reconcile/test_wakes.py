@@ -178,6 +178,30 @@ def test_a_wake_begun_under_the_old_leader_times_out_on_the_old_clock(
     assert (ready["status"], ready["reason"]) == ("False", "WakeTimeout")
 
 
+def test_work_that_arrives_while_status_says_degraded_still_times_out(
+    controller: Controller, kube: RecordingKube
+) -> None:
+    # Found by the long chaos run: Redis restarting made status Degraded; the work
+    # that arrived as it came back started no clock, and the session, which nothing
+    # woke (KEDA restarting too), said Sleeping, Ready=True, for minutes.
+    controller.poller.record({KEY: QueueReading(None, None, error="Connection refused")})
+    refresh(controller)
+    assert kube.patches[-1]["phase"] == "Degraded"
+    controller.poller.record({KEY: QueueReading(1, 0)})
+    refresh(controller)
+    began = controller.state.wake_started[KEY]
+    assert kube.patches[-1]["wakeStartedAt"] == timestamp(began)
+
+    controller.state.wake_started[KEY] = began - dt.timedelta(
+        seconds=DEFAULT_START_TIMEOUT_SECONDS + 1
+    )
+    refresh(controller)
+    status = kube.patches[-1]
+    assert status["phase"] == "Degraded"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "WakeTimeout")
+
+
 def test_a_new_leader_that_sees_the_work_first_starts_the_clock_itself(
     controller: Controller, kube: RecordingKube
 ) -> None:

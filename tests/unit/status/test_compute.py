@@ -93,6 +93,17 @@ def test_no_wake_without_a_sleeping_session_scaled_up() -> None:
     assert wake_start(observe(), "Sleeping") is None  # still at zero
 
 
+def test_work_waiting_at_zero_replicas_is_a_wake_whatever_was_written() -> None:
+    waiting = observe(queue_depth=1)
+    for written in ("Degraded", "Running", "Pending", None):
+        assert wake_start(waiting, written) == NOW, written
+    assert wake_start(observe(processing_depth=1), "Degraded") == NOW
+    # Not a wake: at or below activationLength, suspended, or no work at all.
+    assert wake_start(observe(queue_depth=1, activation_length=1), "Degraded") is None
+    assert wake_start(observe(queue_depth=1, suspend=True), "Suspended") is None
+    assert wake_start(observe(queue_depth=0), "Degraded") is None
+
+
 def test_redis_reachable_after_a_poll() -> None:
     redis = condition(compute_status(observe(queue_depth=0), {}), "RedisReachable")
     assert (redis["status"], redis["reason"]) == ("True", "QueuePolled")
