@@ -190,13 +190,23 @@ class Chaos:
             self.runner.namespace = ns
             self.runner.start()
             self.operators.ensure()
+            injector = Injector(
+                self.cluster, self.operators, self.runner, self.api_client, self.rng, self._burst
+            )
+            # The kubelet's part, for the whole run: a replica that lost its Lease
+            # (an API server too slow to renew it, say) exits, and is started again.
+            done = threading.Event()
+            kubelet = threading.Thread(target=self._supervise, args=(injector, done), daemon=True)
+            kubelet.start()
             try:
                 self._setup()
-                injector = self._inject_while_sending()
+                self._inject_while_sending(injector)
                 self._finish()
                 if self.plan.measure_lag:
                     self._measure_lags(injector)
             finally:
+                done.set()
+                kubelet.join(30)
                 self.operators.stop()
                 self.runner.stop()
         return self.report
@@ -236,7 +246,7 @@ class Chaos:
     def _patch(self, name: str, spec: dict[str, Any]) -> None:
         persist(lambda: patch_spec(self.api_client, self.namespace, name, spec))
 
-    def _inject_while_sending(self) -> Injector:
+    def _inject_while_sending(self, injector: Injector) -> None:
         plan = self.plan
         duration = plan.minutes * 60
         schedule = sorted(
@@ -244,13 +254,9 @@ class Chaos:
             for kind in KINDS
             for _ in range(plan.faults_per_kind)
         )
-        injector = Injector(
-            self.cluster, self.operators, self.runner, self.api_client, self.rng, self._burst
-        )
         threads = [
             threading.Thread(target=self._send_forever, daemon=True),
             threading.Thread(target=self._watch_ready, args=(injector,), daemon=True),
-            threading.Thread(target=self._supervise, args=(injector,), daemon=True),
         ]
         for thread in threads:
             thread.start()
@@ -278,7 +284,6 @@ class Chaos:
         for thread in threads:
             thread.join(30)
         self.report.faults = dict(injector.injected)
-        return injector
 
     def _send_forever(self) -> None:
         interval = 1.0 / self.plan.messages_per_second
@@ -318,8 +323,8 @@ class Chaos:
                     return False
                 time.sleep(1)
 
-    def _supervise(self, injector: Injector) -> None:
-        while not self._stop.wait(2):
+    def _supervise(self, injector: Injector, done: threading.Event) -> None:
+        while not done.wait(2):
             for name in injector.restart_exited_operators():
                 self.say(f"{name} had exited: started again")
 
