@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support.chart import CHART, helm
+from support.chart import CHART, helm, helm_on
 from usersession_localstack.cluster import LocalCluster
 from usersession_localstack.loopback import wait_for
 from usersession_localstack.manifests import install_crds
@@ -26,18 +26,6 @@ from usersession_localstack.manifests import install_crds
 CRD = "usersessions.sessions.ai-infra.dev"
 CRD_FILE = "files/sessions.ai-infra.dev_usersessions.yaml"
 MARK = "Upgraded by test_chart_lifecycle."
-
-
-def _helm(cluster: LocalCluster, *args: str) -> str:
-    done = subprocess.run(
-        [helm(), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def _crd(cluster: LocalCluster) -> dict[str, Any]:
@@ -120,7 +108,7 @@ def test_install_upgrade_uninstall(
         },
         content_type="application/merge-patch+json",
     )
-    said = _helm(cluster, "install", name, str(CHART), "-n", namespace, "--create-namespace")
+    said = helm_on(cluster, "install", name, str(CHART), "-n", namespace, "--create-namespace")
     # NOTES.txt: what was installed and how to check it.
     assert f"is installed as release {name} in {namespace}" in said, said
     assert f"kubectl -n {namespace} rollout status deployment/lc-usersession-operator" in said
@@ -135,7 +123,7 @@ def test_install_upgrade_uninstall(
     assert _description(_crd(cluster)) != MARK
     # With the Redis Secret made by the chart (more to remove on uninstall) and a
     # full Redis name: the notes say so, and warn no more.
-    said = _helm(
+    said = helm_on(
         cluster,
         "upgrade",
         name,
@@ -158,7 +146,7 @@ def test_install_upgrade_uninstall(
     )
 
     # Uninstall: nothing of the release is left but the CRD, kept on purpose.
-    said = _helm(cluster, "uninstall", name, "-n", namespace)
+    said = helm_on(cluster, "uninstall", name, "-n", namespace)
     assert "kept due to the resource policy" in said, said
     assert _released(cluster, name, namespace) == []
     assert _description(_crd(cluster)) == MARK

@@ -51,31 +51,36 @@ def render(*args: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+def helm_on(cluster: LocalCluster, *args: str) -> str:
+    """helm against the cluster; its stdout, or a failure that carries what helm said."""
+    done = subprocess.run(
+        [helm(), "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def notes(cluster: LocalCluster, *flags: str) -> str:
     """NOTES.txt as `helm install` prints it, for release "notes" in namespace "notes".
     A client-side dry run installs nothing, but refuses objects that exist and are not
     its own: hence a name no other test uses, and not the CRD the cluster came with."""
-    out = subprocess.run(
-        [
-            helm(),
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "install",
-            "notes",
-            str(CHART),
-            "--namespace",
-            "notes",
-            "--dry-run=client",
-            "--set",
-            "crds.enabled=false",
-            *flags,
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
+    said = helm_on(
+        cluster,
+        "install",
+        "notes",
+        str(CHART),
+        "--namespace",
+        "notes",
+        "--dry-run=client",
+        "--set",
+        "crds.enabled=false",
+        *flags,
     )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split("NOTES:\n", 1)[1]
+    return said.split("NOTES:\n", 1)[1]
 
 
 def apply(cluster: LocalCluster, docs: list[dict[str, Any]], *flags: str) -> str:
